@@ -1,0 +1,76 @@
+"""Immutable landing zone: one folder per provider/resource/batch, written once and atomically.
+
+    <home>/landing/<PROVIDER>/<RESOURCE>/<BATCH_ID>/
+        rows.parquet       readable rows as strings (only fields the hub may store) + _file, _line
+        rejected.parquet   rows that could not be read into columns, with reason and raw line
+        source.json        the provider's manifest (bulk) or the feed position (API), incidents,
+                           row counts and the sha256 of the two Parquet files
+
+The folder is built under a temporary name and renamed into place, so a crash leaves either nothing or
+a complete folder. A landed folder whose batch was never loaded (crash between landing and loading) is
+rebuilt on the next attempt; once loaded it is never touched again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.lib.parsed import ParsedBatch
+
+REJECTED_SCHEMA = pa.schema([("file", pa.string()), ("line", pa.int32()),
+                             ("reason_code", pa.string()), ("reason", pa.string()),
+                             ("raw_line", pa.string())])
+
+
+def landing_dir(root: Path, provider: str, resource: str, batch_id: str) -> Path:
+    return root / provider / resource / batch_id
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> Path:
+    """Write the batch's landing folder atomically and return its path."""
+    final = landing_dir(root, provider, parsed.resource, parsed.batch_id)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    pq.write_table(parsed.table, tmp / "rows.parquet", compression="zstd")
+    rejected = pa.Table.from_pylist([dataclasses.asdict(r) for r in parsed.rejected],
+                                    schema=REJECTED_SCHEMA)
+    pq.write_table(rejected, tmp / "rejected.parquet", compression="zstd")
+    meta = {
+        "resource": parsed.resource, "batch_id": parsed.batch_id, "mode": parsed.mode,
+        "received": parsed.received, "readable_rows": parsed.table.num_rows,
+        "rejected_rows": len(parsed.rejected),
+        "incidents": [dataclasses.asdict(i) for i in parsed.incidents],
+        "source": source,
+        "sha256": {n: _sha256(tmp / n) for n in ("rows.parquet", "rejected.parquet")},
+    }
+    (tmp / "source.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1,
+                                                default=str), encoding="utf-8")
+    _fsync_dir_files(tmp)
+    if final.exists():  # an earlier attempt landed but never loaded: replace it whole
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    return final
+
+
+def read_meta(folder: Path) -> dict:
+    return json.loads((folder / "source.json").read_text(encoding="utf-8"))
+
+
+def _fsync_dir_files(folder: Path) -> None:
+    for p in folder.iterdir():
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())

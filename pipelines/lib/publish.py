@@ -1,0 +1,51 @@
+"""Publish the warehouse for readers: a consistent copy, switched into place atomically.
+
+DuckDB allows one writer and no readers from other processes while it writes, so readers (the
+services, an analyst's DuckDB CLI) never open the working file. After a successful run the writer
+checkpoints, copies the file under the writer lock, and swaps the `current.duckdb` symlink with one
+rename. A reader that opened an older snapshot keeps it until it closes; the last few are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+from pipelines.lib.settings import Settings
+from pipelines.lib.warehouse import writer
+
+
+def publish(settings: Settings) -> Path:
+    out_dir = settings.published_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = out_dir / f"huiliu-{stamp}.duckdb"
+    tmp = out_dir / f".{target.name}.tmp"
+    with writer(settings.warehouse_path) as con:
+        con.execute("CHECKPOINT")
+        shutil.copyfile(settings.warehouse_path, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.rename(tmp, target)
+    link_tmp = out_dir / ".current.tmp"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    link_tmp.symlink_to(target.name)
+    os.replace(link_tmp, settings.published_current)  # the atomic switch
+    _prune(out_dir, keep=settings.published_keep)
+    return target
+
+
+def _prune(out_dir: Path, keep: int) -> None:
+    snaps = sorted(out_dir.glob("huiliu-*.duckdb"))
+    for old in snaps[:-keep]:
+        old.unlink(missing_ok=True)
+    for stale in out_dir.glob(".huiliu-*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def current_snapshot(settings: Settings) -> Path | None:
+    p = settings.published_current
+    return p.resolve() if p.exists() else None

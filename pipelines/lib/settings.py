@@ -1,0 +1,58 @@
+"""One typed settings object for every process of the hub (CLI, Dagster code, services).
+
+Values come from the environment (prefix HUILIU_), then `.env`; `.env.example` lists them all.
+Paths default under `./data` so a fresh clone works without any configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUILIU_", env_file=".env", extra="ignore")
+
+    home: Path = Path("data")
+    """Root of everything the hub writes: landing/, warehouse/, published/."""
+    node: str = "500000"
+    """GB/T 2260 code of the local node this hub runs for."""
+    drop_root: Path | None = None
+    """Where providers' bulk drops arrive (default: <home>/drops)."""
+    api_url: str = "http://127.0.0.1:8765"
+    """Base URL of the national platform's API (the simulator in the demo and tests)."""
+    api_client_id: str = "node-500000"
+    api_client_secret: SecretStr = SecretStr("dev-secret-change-me")
+    api_page_size: int = 5000
+    api_batch_rows: int = 50_000
+    """Rows per API batch: each batch lands and commits with its cursor, so a crash loses at most one."""
+    api_timeout_seconds: float = 30.0
+    api_max_retries: int = 6
+    published_keep: int = 3
+    """How many published snapshots to keep (readers of an older one keep working meanwhile)."""
+
+    @property
+    def drops(self) -> Path:
+        return self.drop_root or self.home / "drops"
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse" / "huiliu.duckdb"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.home / "published"
+
+    @property
+    def published_current(self) -> Path:
+        return self.published_dir / "current.duckdb"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,259 @@
+"""The DuckDB warehouse: schema from the catalogue, and loading one landed batch in one transaction.
+
+Schemas
+  hist.<resource>  every version of every key (grain: one row per key per change), typed, with its
+                   validity interval [_valid_from, _valid_to), _is_current, the operation and lineage
+                   (_batch_id, _file, _line, _gxsj).
+  cur.<resource>   view: the current, not-deleted version per key.
+  ops.*            batches (with row accounting), quarantine, incidents, rejections, cursors.
+
+A batch is loaded in a single transaction together with its accounting row (and, for the API, the feed
+cursor that follows it). A crash rolls the whole batch back; loading a batch already loaded is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipelines.lib.catalog import Catalog, Resource
+from pipelines.lib.landing import read_meta
+from pipelines.lib.sql_gen import (
+    ident,
+    key_cols,
+    key_join,
+    problem_exprs,
+    raw_line_expr,
+    typed_expr,
+)
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+VID_STRIDE = 100_000_000  # _vid = batch seq * stride + row ordinal: unique, ordered, deterministic
+
+OPS_DDL = """
+CREATE SCHEMA IF NOT EXISTS ops;
+CREATE SCHEMA IF NOT EXISTS hist;
+CREATE SCHEMA IF NOT EXISTS cur;
+CREATE TABLE IF NOT EXISTS ops.batches (
+    resource VARCHAR, batch_id VARCHAR, provider VARCHAR, delivery VARCHAR, mode VARCHAR,
+    seq BIGINT, status VARCHAR, received BIGINT, staged BIGINT, quarantined BIGINT,
+    superseded BIGINT, deleted_by_snapshot BIGINT, incidents BIGINT, accounting_ok BOOLEAN,
+    extracted_at TIMESTAMPTZ, landed_path VARCHAR, loaded_at TIMESTAMPTZ, elapsed_s DOUBLE,
+    PRIMARY KEY (resource, batch_id));
+CREATE TABLE IF NOT EXISTS ops.quarantine (
+    resource VARCHAR, batch_id VARCHAR, file VARCHAR, line INTEGER, field VARCHAR,
+    reason_code VARCHAR, reason VARCHAR, raw_line VARCHAR, quarantined_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS ops.incidents (
+    resource VARCHAR, batch_id VARCHAR, kind VARCHAR, field VARCHAR, rows BIGINT, detail VARCHAR,
+    recorded_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS ops.rejections (
+    resource VARCHAR, batch_id VARCHAR, code VARCHAR, message VARCHAR, rejected_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS ops.cursors (
+    resource VARCHAR PRIMARY KEY, cursor VARCHAR, snapshot_id VARCHAR, updated_at TIMESTAMPTZ);
+"""
+
+
+class WarehouseLocked(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def writer(path: Path, timeout: float = 600.0):
+    """The warehouse's single writer: an exclusive file lock held while the connection is open.
+
+    Several Dagster steps may run at once in separate processes; they queue here instead of failing
+    on DuckDB's own one-writer rule.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path.with_suffix(".lock"), "w")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise WarehouseLocked(f"{path} is held by another writer for {timeout}s; "
+                                      "is another backflow run stuck?") from None
+            time.sleep(0.2)
+    try:
+        con = duckdb.connect(str(path))
+        try:
+            yield con
+        finally:
+            con.close()
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    con.execute(OPS_DDL)
+    for r in catalog.resources.values():
+        cols = ", ".join(f"{ident(f.code)} {f.duckdb_type}" for f in r.stored_fields)
+        con.execute(f"""CREATE TABLE IF NOT EXISTS hist.{r.key} ({cols},
+            _op VARCHAR, _gxsj TIMESTAMP, _valid_from TIMESTAMP, _valid_to TIMESTAMP,
+            _is_current BOOLEAN, _row_hash VARCHAR, _batch_id VARCHAR, _file VARCHAR,
+            _line INTEGER, _vid BIGINT, _loaded_at TIMESTAMPTZ)""")
+        fields = ", ".join(ident(f.code) for f in r.stored_fields)
+        con.execute(f"""CREATE OR REPLACE VIEW cur.{r.key} AS SELECT {fields},
+            _gxsj, _batch_id, _file, _line FROM hist.{r.key} WHERE _is_current AND _op <> 'D'""")
+
+
+def batch_status(con, resource: str, batch_id: str) -> str | None:
+    row = con.execute("SELECT status FROM ops.batches WHERE resource = ? AND batch_id = ?",
+                      [resource, batch_id]).fetchone()
+    return row[0] if row else None
+
+
+def record_rejection(con, resource: Resource, batch_id: str, code: str, message: str) -> None:
+    """A rejected batch leaves a trace (and a 'rejected' status) but no rows."""
+    now = dt.datetime.now(dt.UTC)
+    con.execute("INSERT INTO ops.rejections VALUES (?, ?, ?, ?, ?)",
+                [resource.code, batch_id, code, message, now])
+    con.execute("""INSERT INTO ops.batches (resource, batch_id, provider, delivery, status)
+        VALUES (?, ?, ?, ?, 'rejected') ON CONFLICT DO UPDATE SET status = 'rejected'""",
+                [resource.code, batch_id, resource.provider, resource.delivery])
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    resource: str
+    batch_id: str
+    received: int
+    staged: int
+    quarantined: int
+    superseded: int
+    deleted_by_snapshot: int
+    incidents: int
+    skipped: bool = False
+
+
+def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
+               extracted_at: dt.datetime | None = None, cursor: tuple[str, str | None] | None = None,
+               ) -> LoadResult:
+    """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows."""
+    meta = read_meta(folder)
+    batch_id = meta["batch_id"]
+    if batch_status(con, resource.code, batch_id) == "loaded":
+        return LoadResult(resource.code, batch_id, meta["received"], 0, 0, 0, 0, 0, skipped=True)
+    t0 = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = _load(con, catalog, resource, folder, meta, extracted_at)
+        if cursor is not None:
+            con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
+                SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
+                ops.cursors.snapshot_id), updated_at = excluded.updated_at""",
+                        [resource.code, cursor[0], cursor[1], dt.datetime.now(dt.UTC)])
+        con.execute("""UPDATE ops.batches SET elapsed_s = ? WHERE resource = ? AND batch_id = ?""",
+                    [time.perf_counter() - t0, resource.code, batch_id])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
+          extracted_at: dt.datetime | None) -> LoadResult:
+    batch_id = meta["batch_id"]
+    now = dt.datetime.now(dt.UTC)
+    seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchone()[0]
+    stored = [f.code for f in r.stored_fields]
+    landed_cols = stored + ["CZLX", "GXSJ"]
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE s AS SELECT *, row_number() OVER
+        (ORDER BY _file, _line) AS _ord FROM read_parquet(?)""", [str(folder / "rows.parquet")])
+
+    # 1. Row-level problems: the row goes to quarantine with every failing field, and is not loaded.
+    problems = "list_filter([" + ", ".join(problem_exprs(r, catalog.standard_fields)) + \
+               "], lambda x: x IS NOT NULL)"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE p AS SELECT _ord, _file, _line,
+        unnest({problems}) AS prob, {raw_line_expr(landed_cols)} AS raw_line FROM s""")
+    con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, _file, _line, prob.field,
+        prob.reason_code, prob.reason, raw_line, ? FROM p ORDER BY _ord""", [r.code, batch_id, now])
+    con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, file, line, NULL, reason_code, reason,
+        raw_line, ? FROM read_parquet(?) ORDER BY file, line""",
+                [r.code, batch_id, now, str(folder / "rejected.parquet")])
+    quarantined = con.execute("SELECT count(DISTINCT _ord) FROM p").fetchone()[0] + \
+        meta["rejected_rows"]
+
+    # 2. Typed rows with a content hash (what a version says, without CZLX/GXSJ).
+    typed = ", ".join(f"{typed_expr(f)} AS {ident(f.code)}" for f in r.stored_fields)
+    hash_src = ", ".join(f"coalesce(CAST({typed_expr(f)} AS VARCHAR), '\\N')"
+                         for f in r.stored_fields)
+    gxsj = typed_expr(next(f for f in catalog.standard_fields if f.code == "GXSJ"))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE t AS SELECT {typed}, s."CZLX" AS _op,
+        {gxsj} AS _gxsj, md5(concat_ws(chr(31), {hash_src})) AS _row_hash, s._file, s._line,
+        s._ord FROM s ANTI JOIN p USING (_ord)""")
+
+    # 3. Superseded duplicates: the same change again in this batch, or a version already held.
+    k = key_cols(r)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE dup AS
+        SELECT _ord FROM (SELECT _ord, row_number() OVER (PARTITION BY {k}, _gxsj, _row_hash,
+            (_op = 'D') ORDER BY _ord) AS n FROM t) WHERE n > 1
+        UNION
+        SELECT t._ord FROM t JOIN hist.{r.key} h ON {key_join(r, 't', 'h')}
+        WHERE (t._op = 'D') = (h._op = 'D') AND (
+            (t._gxsj = h._gxsj AND t._row_hash = h._row_hash)
+            OR (h._is_current AND t._gxsj >= h._gxsj AND (t._op = 'D' OR t._row_hash = h._row_hash)))
+        """)
+    superseded = con.execute("SELECT count(*) FROM dup").fetchone()[0]
+
+    # 4. New versions.
+    cols = ", ".join(ident(c) for c in stored)
+    con.execute(f"""INSERT INTO hist.{r.key} SELECT {cols}, _op, _gxsj, _gxsj, NULL, false,
+        _row_hash, ?, _file, _line, ? * {VID_STRIDE} + _ord, ? FROM t ANTI JOIN dup USING (_ord)""",
+                [batch_id, seq, now])
+    staged = con.execute("SELECT count(*) FROM t").fetchone()[0] - superseded
+
+    # 5. A full snapshot deletes every current key it does not mention (readable or not).
+    deleted = 0
+    if meta["mode"] == "full":
+        at = (extracted_at or now).astimezone(BEIJING).replace(tzinfo=None)
+        keys_null = ", ".join(f"h.{ident(c)}" if c in r.primary_key else "NULL" for c in stored)
+        deleted = con.execute(f"""INSERT INTO hist.{r.key} SELECT {keys_null}, 'D', ?, ?, NULL,
+            false, NULL, ?, NULL, NULL, ? * {VID_STRIDE} + {VID_STRIDE - 1} - row_number() OVER (), ?
+            FROM hist.{r.key} h WHERE h._is_current AND h._op <> 'D' AND NOT EXISTS (
+                SELECT 1 FROM s WHERE {key_join(r, 's', 'h')})""",
+                              [at, at, batch_id, seq, now]).fetchone()[0]
+
+    # 6. Re-derive validity for every key this batch touched (arrival order does not matter).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE touched AS
+        SELECT DISTINCT {k} FROM hist.{r.key} WHERE _batch_id = ?""", [batch_id])
+    con.execute(f"""UPDATE hist.{r.key} AS h SET _valid_to = w.valid_to, _is_current = w.is_current
+        FROM (SELECT _vid, lead(_gxsj) OVER (PARTITION BY {k} ORDER BY _gxsj, _vid) AS valid_to,
+                row_number() OVER (PARTITION BY {k} ORDER BY _gxsj DESC, _vid DESC) = 1 AS is_current
+              FROM hist.{r.key} SEMI JOIN touched USING ({k})) w
+        WHERE h._vid = w._vid""")
+
+    # 7. Incidents and accounting: received = staged + quarantined + superseded, or nothing commits.
+    for inc in meta["incidents"]:
+        con.execute("INSERT INTO ops.incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [r.code, batch_id, inc["kind"], inc["field"], inc["rows"], inc["detail"], now])
+    received = meta["received"]
+    ok = received == staged + quarantined + superseded
+    if not ok:
+        raise AssertionError(f"{r.code}/{batch_id}: row accounting broken: received {received} != "
+                             f"staged {staged} + quarantined {quarantined} + superseded {superseded}")
+    src = meta.get("source", {})
+    con.execute("""INSERT INTO ops.batches VALUES (?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?,
+        ?, ?, ?, NULL) ON CONFLICT DO UPDATE SET seq = excluded.seq, status = 'loaded',
+        mode = excluded.mode, received = excluded.received, staged = excluded.staged,
+        quarantined = excluded.quarantined, superseded = excluded.superseded,
+        deleted_by_snapshot = excluded.deleted_by_snapshot, incidents = excluded.incidents,
+        accounting_ok = excluded.accounting_ok, extracted_at = excluded.extracted_at,
+        landed_path = excluded.landed_path, loaded_at = excluded.loaded_at""",
+                [r.code, batch_id, r.provider, r.delivery, meta["mode"], seq, received, staged,
+                 quarantined, superseded, deleted, len(meta["incidents"]), ok,
+                 extracted_at or src.get("extracted_at"), str(folder), now])
+    for tmp in ("s", "p", "t", "dup", "touched"):
+        con.execute(f"DROP TABLE IF EXISTS {tmp}")
+    return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
+                      len(meta["incidents"]))
