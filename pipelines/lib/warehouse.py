@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS ops.incidents (
     recorded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS ops.rejections (
     resource VARCHAR, batch_id VARCHAR, code VARCHAR, message VARCHAR, rejected_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS ops.resource_runs (
+    resource VARCHAR, started_at TIMESTAMPTZ, elapsed_s DOUBLE, batches_loaded BIGINT,
+    batches_skipped BIGINT, batches_rejected BIGINT, received BIGINT, staged BIGINT,
+    quarantined BIGINT, superseded BIGINT, incidents BIGINT);
 CREATE TABLE IF NOT EXISTS ops.cursors (
     resource VARCHAR PRIMARY KEY, cursor VARCHAR, snapshot_id VARCHAR, updated_at TIMESTAMPTZ);
 """

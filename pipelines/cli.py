@@ -1,0 +1,242 @@
+"""`huiliu`: the command line for everything a data engineer does by hand."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+import duckdb
+
+from pipelines.lib.settings import Settings
+from pipelines.lib.tables import render
+
+
+def _settings(home: str | None, drop_root: str | None = None, api_url: str | None = None):
+    overrides = {k: v for k, v in {"home": home, "drop_root": drop_root,
+                                   "api_url": api_url}.items() if v}
+    return Settings(**overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+def main(verbose: bool) -> None:
+    """Huiliu (回流): backflow of national government data into this local node.
+
+    Configuration comes from HUILIU_* environment variables (see .env.example).
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+home_opt = click.option("--home", help="Data folder (default $HUILIU_HOME or ./data).")
+
+
+@main.command()
+@home_opt
+@click.option("--drop-root", type=click.Path(file_okay=False), help="Bulk drop folder to ingest "
+              "(default $HUILIU_DROP_ROOT or <home>/drops).")
+@click.option("--api-url", help="National platform API base URL (default $HUILIU_API_URL).")
+@click.option("--resource", "resources", multiple=True,
+              help="Only these resources (repeatable). Default: every resource.")
+@click.option("--bulk-only", is_flag=True, help="Only ingest bulk drops; do not call the API.")
+@click.option("--no-publish", is_flag=True, help="Do not publish a reader snapshot afterwards.")
+def backflow(home, drop_root, api_url, resources, bulk_only, no_publish):
+    """Run backflow once, directly (no Dagster run): ingest every complete drop batch not ingested
+    before and pull every API feed to its end, then publish. Exits 1 if any batch was rejected."""
+    from pipelines.lib import backflow as bf
+    from pipelines.lib.catalog import catalog
+    from pipelines.lib.publish import publish
+
+    s = _settings(home, drop_root, api_url)
+    cat = catalog()
+    chosen = [cat.resource(r) for r in resources] or list(cat.resources.values())
+    if bulk_only:
+        chosen = [r for r in chosen if r.delivery == "bulk"]
+    rows, rejected = [], []
+    for r in chosen:
+        run = bf.run_resource(s, cat, r)
+        m = run.as_metadata()
+        rows.append((r.code, m["batches_loaded"], m["batches_skipped"], m["received"],
+                     m["staged"], m["quarantined"], m["superseded"], m["incidents"],
+                     m["batches_rejected"]))
+        rejected += [(r.code, b, msg) for b, msg in run.rejected]
+    click.echo(render(["resource", "loaded", "skipped", "received", "staged", "quarantined",
+                       "superseded", "incidents", "rejected"], rows))
+    if not no_publish:
+        click.echo(f"published: {publish(s)}")
+    if rejected:
+        click.echo("\nRejected batches (nothing of them was loaded; they are taken again when the "
+                   "provider redelivers the same batch id):", err=True)
+        for code, b, msg in rejected:
+            click.echo(f"  {code}/{b}: {msg}", err=True)
+        sys.exit(1)
+
+
+@main.command("run")
+@home_opt
+@click.option("--job", default="backflow_all", show_default=True)
+def run_cmd(home, job):
+    """Run a Dagster job as a recorded run on the hub's instance (visible in the UI)."""
+    from pipelines.runner import failure_messages, run_job
+
+    result = run_job(_settings(home), job)
+    for msg in failure_messages(result):
+        click.echo(f"FAILED {msg}", err=True)
+    click.echo(f"run {result.run_id}: {'success' if result.success else 'failure'}")
+    sys.exit(0 if result.success else 1)
+
+
+def _read_con(s: Settings):
+    """Read the published snapshot: never blocks or is blocked by a running backflow."""
+    p = s.published_current
+    if not p.exists():
+        raise click.ClickException(f"nothing published yet under {s.published_dir}; run "
+                                   "`huiliu backflow` or `huiliu demo` first")
+    return duckdb.connect(str(p), read_only=True)
+
+
+def summary_rows(con) -> tuple[list[str], list[tuple]]:
+    from pipelines.lib.sql import load_sql
+
+    cur = con.execute(load_sql("summarize_backflow"))
+    return [d[0] for d in cur.description], cur.fetchall()
+
+
+@main.command()
+@home_opt
+def status(home):
+    """Per resource: batches, rows and where they went, incidents, rejections (published view)."""
+    s = _settings(home)
+    with _read_con(s) as con:
+        headers, rows = summary_rows(con)
+        click.echo(render(headers, rows))
+        cursors = con.execute("SELECT resource, snapshot_id, updated_at FROM ops.cursors "
+                              "ORDER BY resource").fetchall()
+    if cursors:
+        click.echo("\n" + render(["api resource", "last snapshot", "cursor moved at"], cursors))
+    click.echo(f"\npublished snapshot: {s.published_current.resolve()}")
+
+
+@main.command()
+@home_opt
+@click.argument("what", type=click.Choice(["batches", "quarantine", "incidents", "rejections"]))
+@click.option("--resource", help="Only this resource.")
+@click.option("--limit", default=50, show_default=True)
+def show(home, what, resource, limit):
+    """List recent batches, quarantined rows, incidents or rejected batches."""
+    cols = {"batches": "resource, batch_id, status, mode, received, staged, quarantined, "
+                       "superseded, incidents, loaded_at",
+            "quarantine": "resource, batch_id, file, line, field, reason_code, reason",
+            "incidents": "resource, batch_id, kind, field, rows, detail",
+            "rejections": "resource, batch_id, code, message, rejected_at"}[what]
+    order = {"batches": "seq DESC NULLS FIRST", "quarantine": "quarantined_at DESC, line",
+             "incidents": "recorded_at DESC", "rejections": "rejected_at DESC"}[what]
+    with _read_con(_settings(home)) as con:
+        cur = con.execute(f"SELECT {cols} FROM ops.{what} WHERE ? IS NULL OR resource = ? "
+                          f"ORDER BY {order} LIMIT ?", [resource, resource, limit])
+        click.echo(render([d[0] for d in cur.description], cur.fetchall()))
+
+
+@main.command("publish")
+@home_opt
+def publish_cmd(home):
+    """Publish a reader snapshot of the warehouse now."""
+    from pipelines.lib.publish import publish
+
+    click.echo(publish(_settings(home)))
+
+
+@main.group()
+def catalog():
+    """The responsibility list (catalogs/)."""
+
+
+@catalog.command("check")
+@click.option("--root", type=click.Path(file_okay=False, exists=True), help="Catalogue folder.")
+def catalog_check(root):
+    """Load and cross-check the catalogue; exit 1 with the file, entry and problem if malformed."""
+    from pipelines.lib.catalog import CATALOG_DIR, CatalogError, load_catalog
+
+    try:
+        c = load_catalog(Path(root) if root else CATALOG_DIR)
+    except CatalogError as e:
+        raise click.ClickException(str(e)) from None
+    rows = [(r.code, r.name_zh, r.provider, r.delivery, r.update_cycle, ",".join(r.primary_key),
+             len(r.fields), ",".join(r.forbidden_fields)) for r in c.resources.values()]
+    click.echo(render(["resource", "name", "provider", "delivery", "cycle", "key", "fields",
+                       "not shared"], rows))
+
+
+@main.command()
+@home_opt
+@click.option("--port", default=3000, show_default=True)
+def ui(home, port):
+    """Start the Dagster web UI (and daemon: schedules, sensors) on 127.0.0.1."""
+    from pipelines.demo import serve_ui
+    from pipelines.runner import export_settings, prepare_dagster_home
+
+    s = _settings(home)
+    export_settings(s)
+    prepare_dagster_home(s)
+    serve_ui(s, port)
+
+
+@main.command()
+@click.option("--home", default="data/demo", show_default=True,
+              help="Demo data folder (wiped at start).")
+@click.option("--scale", default=20_000, show_default=True, help="Persons in the simulated world.")
+@click.option("--days", default=3, show_default=True, help="Simulated days of increments.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--serve/--no-serve", default=True, help="Start the Dagster UI afterwards.")
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+def demo(home, scale, days, seed, serve, port):
+    """Simulator + main job (full load, then DAYS daily increments) + summary (+ Dagster UI)."""
+    from pipelines.demo import Simulator, demo_settings, reset, serve_ui
+    from pipelines.runner import failure_messages, run_job
+
+    home = Path(home).resolve()
+    reset(home)
+    t0 = time.perf_counter()
+    sim = Simulator(home, scale=scale, seed=seed)
+    click.echo(f"starting the national-platform simulator (scale {scale:,}, seed {seed}) ...")
+    sim.start()
+    try:
+        s = demo_settings(home, sim.url)
+        ok = True
+        for day in range(days + 1):
+            if day:
+                info = sim.advance(1)
+                click.echo(f"simulated day {info.get('day')} ({info.get('date')})")
+            result = run_job(s, "backflow_all")
+            label = "full load" if day == 0 else f"increment {day}"
+            click.echo(f"  {label}: run {result.run_id[:8]} "
+                       f"{'succeeded' if result.success else 'FAILED'}")
+            for msg in failure_messages(result):
+                click.echo(f"    {msg}", err=True)
+            ok = ok and result.success
+        with _read_con(s) as con:
+            headers, rows = summary_rows(con)
+        click.echo("\n" + render(headers, rows))
+        click.echo(f"\nmain job finished in {time.perf_counter() - t0:.1f}s; warehouse published "
+                   f"at {s.published_current}\nopen it: duckdb -readonly {s.published_current}")
+        if not ok:
+            raise click.ClickException("a backflow run failed; see the messages above")
+        if serve:
+            serve_ui(s, port)
+    finally:
+        sim.stop()
+
+
+try:  # the simulator's own command group: `huiliu sim serve|advance|status|truth`
+    from pipelines.sim.cli import sim as _sim_group
+
+    main.add_command(_sim_group, "sim")
+except ImportError as _e:  # pragma: no cover - only while the simulator is not installed
+    _SIM_IMPORT_ERROR = _e
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The Dagster code location of Huiliu: `dagster dev -m pipelines.definitions`."""
+
+
+import dagster as dg
+
+from pipelines.defs.backflow.assets import BACKFLOW_ASSETS, published_warehouse
+from pipelines.defs.backflow.schedules import CYCLE_JOBS, SCHEDULES, backflow_all
+from pipelines.defs.backflow.sensors import new_drops_sensor
+from pipelines.defs.resources import HubSettings
+
+defs = dg.Definitions(
+    assets=[*BACKFLOW_ASSETS, published_warehouse],
+    jobs=[backflow_all, *CYCLE_JOBS.values()],
+    schedules=SCHEDULES,
+    sensors=[new_drops_sensor],
+    resources={"hub": HubSettings()},
+)
+
+
+def backflow_all_job() -> dg.JobDefinition:
+    """Module-level accessor so runs can be reconstructed in step subprocesses."""
+    return defs.resolve_job_def("backflow_all")

@@ -1,0 +1,39 @@
+"""Schedules that follow each resource's update cycle (Beijing time), and the backflow jobs."""
+
+
+import dagster as dg
+
+from pipelines.defs.backflow.assets import PUBLISHED_KEY, asset_key
+from pipelines.lib.catalog import catalog
+
+CRON = {  # T+1 deliveries land overnight; pull after them, spread so providers are not hit at once
+    "daily": "30 2 * * *",
+    "weekly": "0 3 * * 1",
+    "monthly": "0 4 1 * *",
+}
+EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": 2})  # 2-core machines
+
+backflow_all = dg.define_asset_job(
+    "backflow_all",
+    selection=dg.AssetSelection.groups("backflow_ps", "backflow_ca", "backflow_cu")
+    | dg.AssetSelection.assets(PUBLISHED_KEY),
+    executor_def=EXECUTOR,
+    description="Backflow of every resource of the responsibility list, then publish.",
+)
+
+
+def cycle_job(cycle: str):
+    keys = [asset_key(r) for r in catalog().resources.values() if r.update_cycle == cycle]
+    return dg.define_asset_job(
+        f"backflow_{cycle}", selection=dg.AssetSelection.assets(*keys, PUBLISHED_KEY),
+        executor_def=EXECUTOR, description=f"Backflow of the {cycle} resources, then publish.")
+
+
+CYCLE_JOBS = {c: cycle_job(c) for c in CRON if any(
+    r.update_cycle == c for r in catalog().resources.values())}
+
+SCHEDULES = [
+    dg.ScheduleDefinition(name=f"backflow_{c}_schedule", job=job, cron_schedule=CRON[c],
+                          execution_timezone="Asia/Shanghai")
+    for c, job in CYCLE_JOBS.items()
+]

@@ -1,0 +1,18 @@
+"""The hub's settings as a Dagster resource, so runs launched from the UI see the same configuration
+as the CLI. Every field is optional: unset means the environment (HUILIU_*) decides."""
+
+
+import dagster as dg
+
+from pipelines.lib.settings import Settings
+
+
+class HubSettings(dg.ConfigurableResource):
+    home: str | None = None
+    drop_root: str | None = None
+    api_url: str | None = None
+
+    def settings(self) -> Settings:
+        overrides = {k: v for k, v in {"home": self.home, "drop_root": self.drop_root,
+                                       "api_url": self.api_url}.items() if v is not None}
+        return Settings(**overrides)

@@ -1,0 +1,56 @@
+"""Run Dagster jobs from the command line as real, recorded runs on the hub's Dagster instance.
+
+DAGSTER_HOME defaults to <HUILIU_HOME>/dagster; the repository's dagster.yaml is copied there first so
+the instance (concurrency pools, run limits) is configured from version control.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.lib.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or (settings.home / "dagster")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def export_settings(settings: Settings) -> None:
+    """Step subprocesses read the same settings from the environment."""
+    os.environ["HUILIU_HOME"] = str(Path(settings.home).resolve())
+    os.environ["HUILIU_API_URL"] = settings.api_url
+    if settings.drop_root:
+        os.environ["HUILIU_DROP_ROOT"] = str(Path(settings.drop_root).resolve())
+
+
+def run_job(settings: Settings, job_name: str = "backflow_all") -> dg.ExecutionResult:
+    export_settings(settings)
+    prepare_dagster_home(settings)
+    from pipelines import definitions
+
+    accessor = {"backflow_all": definitions.backflow_all_job}
+    if job_name not in accessor:
+        raise SystemExit(f"unknown job {job_name!r}; choose one of {sorted(accessor)}")
+    with dg.DagsterInstance.get() as instance:
+        return dg.execute_job(dg.reconstructable(accessor[job_name]), instance=instance,
+                              raise_on_error=False)
+
+
+def failure_messages(result: dg.ExecutionResult) -> list[str]:
+    out = []
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error  # type: ignore[union-attr]
+            msg = err.message if err else ""
+            out.append(f"{ev.step_key}: {msg.strip()}")
+    return out
