@@ -2,19 +2,21 @@
 
 DuckDB allows one writer and no readers from other processes while it writes, so readers (the
 services, an analyst's DuckDB CLI) never open the working file. After a successful run the writer
-checkpoints, copies the file under the writer lock, and swaps the `current.duckdb` symlink with one
-rename. A reader that opened an older snapshot keeps it until it closes; the last few are kept.
+copies the database under the writer lock into a new file, and swaps the `current.duckdb` symlink
+with one rename. The copy is written in storage format v1.4 so the DuckDB CLI analysts install from
+PyPI (duckdb-cli, 1.5.x) opens it as well as DuckDB 2.0 does. A reader that opened an older snapshot keeps it until it closes; the last few are kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from pathlib import Path
 
 from pipelines.lib.settings import Settings
 from pipelines.lib.warehouse import writer
+
+STORAGE_VERSION = "v1.4.0"
 
 
 def publish(settings: Settings) -> Path:
@@ -23,9 +25,15 @@ def publish(settings: Settings) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = out_dir / f"huiliu-{stamp}.duckdb"
     tmp = out_dir / f".{target.name}.tmp"
+    tmp.unlink(missing_ok=True)
     with writer(settings.warehouse_path) as con:
-        con.execute("CHECKPOINT")
-        shutil.copyfile(settings.warehouse_path, tmp)
+        db = con.execute("SELECT current_database()").fetchone()[0]
+        path = str(tmp).replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS published_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
+        try:
+            con.execute(f'COPY FROM DATABASE "{db}" TO published_copy')
+        finally:
+            con.execute("DETACH published_copy")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.rename(tmp, target)
