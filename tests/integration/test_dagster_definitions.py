@@ -1,0 +1,70 @@
+"""The Dagster code location: every resource of the list is an asset, with its pool and schedule."""
+
+import dagster as dg
+import pytest
+from dropwriter import write_batch
+
+from pipelines.definitions import defs
+from pipelines.defs.resources import HubSettings
+from pipelines.lib.catalog import catalog
+from pipelines.lib.identifiers import make_citizen_id
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_resource_is_an_asset_in_its_providers_group_and_pool():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    expected = {f"backflow/{r.key}" for r in catalog().resources.values()}
+    assert keys == expected | {"warehouse/published"}
+    for r in catalog().resources.values():
+        node = graph.get(dg.AssetKey(["backflow", r.key]))
+        assert node.group_name == f"backflow_{r.provider.lower()}"
+        assert node.pools == {f"provider_{r.provider.lower()}"}
+    published = graph.get(dg.AssetKey(["warehouse", "published"]))
+    assert {k.to_user_string() for k in published.parent_keys} == expected
+
+
+def test_schedules_follow_update_cycles_and_a_sensor_watches_drops():
+    schedules = {s.name: s for s in defs.schedules}
+    assert set(schedules) == {"backflow_daily_schedule", "backflow_weekly_schedule",
+                              "backflow_monthly_schedule"}
+    assert all(s.execution_timezone == "Asia/Shanghai" for s in schedules.values())
+    daily = defs.resolve_job_def("backflow_daily")
+    daily_keys = {k.to_user_string() for k in daily.asset_layer.executable_asset_keys}
+    assert "backflow/ps_pop_basic" in daily_keys and "backflow/ca_subsistence" not in daily_keys
+    assert [s.name for s in defs.sensors] == ["new_drops_sensor"]
+
+
+def test_bulk_assets_materialise_and_report_row_accounting(tmp_path):
+    drops, home = tmp_path / "drops", tmp_path / "hub"
+    pop = catalog().resource("PS_POP_BASIC")
+    header = [f.code for f in pop.stored_fields] + ["CZLX", "GXSJ"]
+    pid = make_citizen_id("500103", __import__("datetime").date(1990, 5, 6), 123)
+    row = [pid, "刘洋", "1", "01", pid[6:14], "500103", "渝中区", "10", "0", "", "I",
+           "2026-10-01 08:00:00"]
+    write_batch(drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", header, [row, row])
+    assets = [a for a in defs.assets if dg.AssetKey(["backflow", "ps_pop_basic"]) in a.keys]
+    result = dg.materialize(assets, resources={"hub": HubSettings(home=str(home),
+                                                                  drop_root=str(drops))})
+    assert result.success
+    mat = result.asset_materializations_for_node("backflow__ps_pop_basic")[0]
+    assert mat.metadata["received"].value == 2 and mat.metadata["staged"].value == 1
+    assert mat.metadata["superseded"].value == 1
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("row_accounting", True)]
+
+
+def test_a_rejected_batch_fails_the_asset_with_the_reason(tmp_path):
+    drops, home = tmp_path / "drops", tmp_path / "hub"
+    folder = write_batch(drops, "PS", "PS_HUKOU_MOVE", "20261001T020000-000001",
+                         ["YWLSH", "GMSFHM", "XM", "QYLBDM", "QCD_XZQHDM", "QRD_XZQHDM", "QYRQ",
+                          "CZLX", "GXSJ"], [["1", "x", "y", "1", "510104", "500103", "20261001",
+                                             "I", "2026-10-01 08:00:00"]], manifest_rows=7)
+    assert folder.exists()
+    assets = [a for a in defs.assets if dg.AssetKey(["backflow", "ps_hukou_move"]) in a.keys]
+    result = dg.materialize(assets, raise_on_error=False,
+                            resources={"hub": HubSettings(home=str(home), drop_root=str(drops))})
+    assert not result.success
+    failure = result.failure_data_for_node("backflow__ps_hukou_move")
+    assert "row_count_mismatch" in failure.error.message + str(failure.user_failure_data)
