@@ -193,7 +193,8 @@ class Catalog(_Frozen):
 
 def _read_yaml(path: Path):
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as fh:  # a stream, so YAML errors name the file and line
+            return yaml.safe_load(fh)
     except (OSError, yaml.YAMLError) as e:
         raise CatalogError(f"{path}: cannot read YAML: {e}") from e
 
@@ -202,18 +203,32 @@ def _build(model, data, path: Path, entry: str):
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(entry)'}: {err['msg']}" for err in e.errors()
-        )
+        problems = "; ".join(f"{_loc(err['loc'], data)}: {err['msg']}" for err in e.errors())
         raise CatalogError(f"{path}: entry {entry}: {problems}") from None
+
+
+def _loc(loc: tuple, data) -> str:
+    """Pydantic's error location with list entries named by their code: fields[MZDM].sharing."""
+    out, node = "", data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            node = node[part]
+            code = node.get("code") if isinstance(node, dict) else None
+            out += f"[{code}]" if code else f"[#{part + 1}]"
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+            out += f".{part}" if out else str(part)
+    return out or "(entry)"
 
 
 def _build_list(model, path: Path) -> tuple:
     data = _read_yaml(path)
     if not isinstance(data, list):
         raise CatalogError(f"{path}: expected a list of entries, got {type(data).__name__}")
-    return tuple(_build(model, d, path, f"#{i + 1} ({(d or {}).get('code', '?')})")
-                 for i, d in enumerate(data))
+    return tuple(
+        _build(model, d, path, f"#{i + 1} ({d.get('code', '?') if isinstance(d, dict) else '?'})")
+        for i, d in enumerate(data)
+    )
 
 
 def load_catalog(root: Path | str = CATALOG_DIR) -> Catalog:

@@ -19,9 +19,14 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９ＸｘＡＢＣＤＥ�
                            "0123456789XxABCDEFGHJKLMNPQRTUWY")
 
 
+def _digits(s: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²', '４', '٣' (int() then fails or converts)."""
+    return s.isascii() and s.isdigit()
+
+
 def gb11643_check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character for the first 17 digits."""
-    if len(first17) != 17 or not first17.isdigit():
+    if len(first17) != 17 or not _digits(first17):
         raise ValueError(f"need 17 digits, got {first17!r}")
     s = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
     return _ID_CHECK[s % 11]
@@ -36,7 +41,7 @@ def normalize_citizen_id(raw: str | None) -> str | None:
 
 def upgrade_15_to_18(id15: str) -> str:
     """Legacy 15-digit number -> 18 digits: insert '19' after the address code, append the check."""
-    if len(id15) != 15 or not id15.isdigit():
+    if len(id15) != 15 or not _digits(id15):
         raise ValueError(f"a legacy ID has 15 digits, got {id15!r}")
     first17 = id15[:6] + "19" + id15[6:]
     return first17 + gb11643_check_char(first17)
@@ -50,7 +55,7 @@ def make_citizen_id(address_code: str, birth: dt.date, sequence: int) -> str:
 
 def is_valid_citizen_id(value: str | None) -> bool:
     """18 characters, a real birth date and a correct check character (the value as given)."""
-    if not value or len(value) != 18 or not value[:17].isdigit():
+    if not value or len(value) != 18 or not _digits(value[:17]):
         return False
     if _birth_date(value[6:14]) is None:
         return False
@@ -84,10 +89,10 @@ def parse_citizen_id(raw: str | None) -> CitizenId:
     """Normalise, upgrade a legacy 15-digit number, and report every problem found."""
     number = normalize_citizen_id(raw) or ""
     legacy = False
-    if len(number) == 15 and number.isdigit():
+    if len(number) == 15 and _digits(number):
         number, legacy = upgrade_15_to_18(number), True
     problems: list[str] = []
-    if len(number) != 18 or not number[:17].isdigit() or number[17] not in "0123456789X":
+    if len(number) != 18 or not _digits(number[:17]) or number[17] not in "0123456789X":
         return CitizenId(number, None, None, None, legacy, ("format",))
     birth = _birth_date(number[6:14])
     if birth is None:
@@ -106,7 +111,7 @@ _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def _org_char_value(c: str) -> int:
-    if c.isdigit():
+    if "0" <= c <= "9":
         return int(c)
     if "A" <= c <= "Z":
         return ord(c) - ord("A") + 10
@@ -124,8 +129,9 @@ def is_valid_org_code(code: str | None) -> bool:
     """9 characters (body + check), optionally written 'XXXXXXXX-X'."""
     if not code:
         return False
-    code = code.replace("-", "")
-    if len(code) != 9 or not all(c.isdigit() or "A" <= c <= "Z" for c in code[:8]):
+    if len(code) == 10 and code[8] == "-":
+        code = code[:8] + code[9]
+    if len(code) != 9 or not all("0" <= c <= "9" or "A" <= c <= "Z" for c in code[:8]):
         return False
     return code[8] == org_code_check_char(code[:8])
 
@@ -178,7 +184,7 @@ class CustomsCode:
 
 def parse_customs_code(code: str | None) -> CustomsCode | None:
     """10 digits: region (4) + economic zone (1) + enterprise type (1) + sequence (4). No check digit."""
-    if not code or len(code) != 10 or not code.isdigit():
+    if not code or len(code) != 10 or not _digits(code):
         return None
     if code[4] not in CUSTOMS_ZONES or code[5] not in CUSTOMS_ENTERPRISE_TYPES:
         return None
