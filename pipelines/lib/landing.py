@@ -41,10 +41,11 @@ def _sha256(path: Path) -> str:
 def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> Path:
     """Write the batch's landing folder atomically and return its path."""
     final = landing_dir(root, provider, parsed.resource, parsed.batch_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed earlier attempt
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     pq.write_table(parsed.table, tmp / "rows.parquet", compression="zstd")
     rejected = pa.Table.from_pylist([dataclasses.asdict(r) for r in parsed.rejected],
                                     schema=REJECTED_SCHEMA)
