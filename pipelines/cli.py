@@ -149,6 +149,20 @@ def publish_cmd(home):
     click.echo(publish(_settings(home)))
 
 
+@main.command("rebuild")
+@home_opt
+def rebuild_cmd(home):
+    """Rebuild the warehouse from the landing zone (every loaded batch replayed in order), then
+    publish. For after a loader fix or a damaged warehouse file; providers are not asked again."""
+    from pipelines.lib.catalog import catalog as load
+    from pipelines.lib.publish import publish
+    from pipelines.lib.rebuild import rebuild
+
+    s = _settings(home)
+    n = rebuild(s.warehouse_path, load())
+    click.echo(f"replayed {n} batches from {s.landing}; published {publish(s)}")
+
+
 @main.group()
 def catalog():
     """The responsibility list (catalogs/)."""

@@ -68,8 +68,8 @@ class WarehouseLocked(Exception):
 
 
 @contextlib.contextmanager
-def writer(path: Path, timeout: float = 600.0):
-    """The warehouse's single writer: an exclusive file lock held while the connection is open.
+def writer_lock(path: Path, timeout: float = 600.0):
+    """The warehouse's single-writer lock: an exclusive lock on <warehouse>.lock.
 
     Several Dagster steps may run at once in separate processes; they queue here instead of failing
     on DuckDB's own one-writer rule.
@@ -83,18 +83,26 @@ def writer(path: Path, timeout: float = 600.0):
             break
         except BlockingIOError:
             if time.monotonic() > deadline:
+                lock.close()
                 raise WarehouseLocked(f"{path} is held by another writer for {timeout}s; "
                                       "is another backflow run stuck?") from None
             time.sleep(0.2)
     try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+@contextlib.contextmanager
+def writer(path: Path, timeout: float = 600.0):
+    """A connection to the warehouse, opened and closed while holding the writer lock."""
+    with writer_lock(path, timeout):
         con = duckdb.connect(str(path))
         try:
             yield con
         finally:
             con.close()
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
