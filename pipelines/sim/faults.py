@@ -15,7 +15,7 @@ import time
 from pipelines.sim.config import DEFAULT_FAULTS, update_rates
 from pipelines.sim.drops import BULK_FAULTS
 
-API_FAULTS = ("expire_token", "http_429", "http_5xx", "drop_connection", "slow")
+API_FAULTS = ("http_429", "http_5xx", "drop_connection", "slow")  # expire_token: see pick_expire
 
 
 class Faults:
@@ -36,6 +36,11 @@ class Faults:
                 if self.rates[name] > 0 and self._rng.random() < self.rates[name]:
                     return name
         return None
+
+    def pick_expire(self) -> bool:
+        """Whether to refuse a valid token (decided after the token has been checked)."""
+        with self._lock:
+            return self._rng.random() < self.rates["expire_token"]
 
     def pick_bulk(self, rng) -> str | None:
         """Draw from `rng` (seeded per batch) so that drops stay reproducible."""

@@ -546,7 +546,7 @@ def _marriage_records(w: World, rng, hus, wif, mdates, ddates, divorced) -> None
     for day, kind, reg, h, f in events:
         add_marriage(w, rng, day, kind, reg, h, f, day * 86400 + int(rng.integers(32400, 61200)))
     # a few registrations with a spouse holding a passport or HK/Macao/Taiwan permit
-    n_foreign = max(1, int(len(events) * 0.004))
+    n_foreign = max(3 * len(w.data.groups), int(len(events) * 0.01))
     alive_f = np.nonzero((c["sex"][: w.n] == 2) & (c["marital"][: w.n] == 10)
                          & ((w.cfg.start_ordinal - c["birth"][: w.n]) > 25 * YEAR))[0]
     if len(alive_f):
