@@ -62,8 +62,14 @@ class Row:
     values: list
     key: str
     entity: str
-    defects: list = field(default_factory=list)  # [(code, field)]
+    defects: list | None = None  # [(code, field)], created on the first defect
     raw: bytes | None = None
+
+    def mark(self, code: str, fld: str | None) -> None:
+        if self.defects is None:
+            self.defects = [(code, fld)]
+        else:
+            self.defects.append((code, fld))
 
 
 @dataclass
@@ -110,7 +116,7 @@ class Injector:
 
     # --- row-level value defects, shared by bulk and API -----------------------------------------
     def value_defects(self, resource: str, get, put, rates: dict, rng, u: float,
-                      ux: float) -> list[tuple[str, str]]:
+                      ux: float, p_any: float) -> list[tuple[str, str]]:
         """Damage one record through get(field)/put(field, value). `u` decides whether any value
         defect happens at all (cheap pre-selection); `ux` the lowercase-x defect."""
         out: list[tuple[str, str]] = []
@@ -120,7 +126,6 @@ class Injector:
             if v and v[-1] == "X" and ux < rates.get("id_lowercase_x", 0):
                 put(f, v[:17] + "x")
                 out.append(("id_lowercase_x", f))
-        p_any = sum(rates.get(k, 0) for k in _VALUE_CODES)
         if u >= min(p_any, 1.0):
             return out
         # which defect: proportional to its rate
@@ -173,6 +178,9 @@ class Injector:
         r_dup = rates.get("duplicate_row", 0)
         r_resend = rates.get("resend_row", 0) if incremental and pool else 0.0
         name_i = [idx[f] for f in NAME_FIELDS.get(resource, ()) if f in idx]
+        id_i = [idx[f] for f in ID_FIELDS.get(resource, ()) if f in idx]
+        p_any = sum(rates.get(k, 0) for k in _VALUE_CODES)
+        r_lower = rates.get("id_lowercase_x", 0)
         czlx_i = idx["CZLX"]
         gxsj_i = idx["GXSJ"]
         for i, r in enumerate(rows):
@@ -188,19 +196,23 @@ class Injector:
                 continue
             for ni in name_i:
                 if RARE_RE.search(vals[ni] or ""):
-                    r.defects.append(("rare_char_name", header[ni]))
-            r.defects.extend(self.value_defects(
-                resource, lambda f, v=vals: v[idx[f]] if f in idx else None,
-                lambda f, x, v=vals: v.__setitem__(idx[f], x), rates, rng, ui[1], ui[2]))
+                    r.mark("rare_char_name", header[ni])
+            if ui[1] < p_any or (ui[2] < r_lower and any(
+                    vals[i] and vals[i][-1] == "X" for i in id_i)):
+                for d in self.value_defects(
+                        resource, lambda f, v=vals: v[idx[f]] if f in idx else None,
+                        lambda f, x, v=vals: v.__setitem__(idx[f], x), rates, rng, ui[1], ui[2],
+                        p_any):
+                    r.mark(*d)
             if ui[3] < r_missing:
                 vals[key_i] = None
-                r.defects.append(("missing_key", header[key_i]))
+                r.mark("missing_key", header[key_i])
             if ui[4] < r_wrong:
                 r.values = vals + ["多余"] if ui[5] < 0.5 else vals[:-1]
-                r.defects.append(("wrong_columns", None))
+                r.mark("wrong_columns", None)
             elif ui[4] < r_wrong + r_bytes:
                 r.raw = b"\xff\xff"
-                r.defects.append(("bad_bytes", header[1]))
+                r.mark("bad_bytes", header[1])
             out.append(r)
             if ui[6] < r_dup and r.raw is None:
                 out.append(Row(list(r.values), r.key, r.entity, [("duplicate_row", None)]))
@@ -264,7 +276,10 @@ class Injector:
         rec = dict(rec)
         defects = [("rare_char_name", f) for f in NAME_FIELDS.get(resource, ())
                    if RARE_RE.search(rec.get(f) or "")]
-        defects += self.value_defects(resource, rec.get, rec.__setitem__, rates, rng, u[1], u[2])
+        p_any = self._p_any(rates)
+        if u[1] < p_any or u[2] < rates.get("id_lowercase_x", 0):
+            defects += self.value_defects(resource, rec.get, rec.__setitem__, rates, rng, u[1],
+                                          u[2], p_any)
         if u[3] < rates.get("missing_key", 0):
             rec[key_fields[0]] = None
             defects.append(("missing_key", key_fields[0]))
@@ -281,6 +296,12 @@ class Injector:
             pool.append(dict(rec))
             del pool[:-200]
         return out
+
+    def _p_any(self, rates: dict) -> float:
+        key = id(rates), tuple(rates.get(k, 0) for k in _VALUE_CODES)
+        if getattr(self, "_p_key", None) != key:
+            self._p_key, self._p_val = key, sum(key[1])
+        return self._p_val
 
     def release_api(self, resource: str) -> list[tuple[dict, list]]:
         return self.held.pop(resource, [])

@@ -142,7 +142,7 @@ _SUB = 20_000
 def _part_bytes(header: list[str], rows, codec: str) -> bytes:
     """One gzip CSV part, encoded and compressed in slices to bound memory. Deterministic:
     zlib's gzip wrapper writes mtime 0."""
-    z = zlib.compressobj(6, zlib.DEFLATED, 31)
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
     out = []
     bad = BAD_TOKEN.encode()
     for i in range(0, max(len(rows), 1), _SUB):

@@ -19,7 +19,7 @@ from pipelines.sim.world import (
     REGIME_LEVELS,
     YEAR,
     World,
-    _pick,
+    pick1,
     add_marriage,
     assign_ids,
     funeral_home,
@@ -284,7 +284,7 @@ class Engine:
         for _ in range(self._count(rng, n, RATES["ent_credit"])):
             e = active[int(rng.integers(0, len(active)))]
             levels, lw = REGIME_LEVELS["282"]
-            new = levels[_pick(rng, 1, lw)[0]]
+            new = levels[pick1(rng, lw)]
             if e.regime == "282" and new == e.level:
                 new = "C" if new != "C" else "CG"
             e.regime, e.level, e.rated = "282", new, today
@@ -309,7 +309,7 @@ class Engine:
             emit(e, "U")
         for _ in range(self._count(rng, n, RATES["ent_new"])):
             from pipelines.sim.world import _random_reps
-            g = _pick(rng, 1, [x.weight for x in w.data.groups])[0]
+            g = pick1(rng, [x.weight for x in w.data.groups])
             cands = w.data.groups[g].counties
             county = cands[int(rng.integers(0, len(cands)))]
             rep = int(_random_reps(w, rng, np.array([county]))[0])
@@ -347,7 +347,7 @@ class Engine:
 
         from pipelines.sim.world import _random_reps
         for _ in range(self._count(rng, n, RATES["org_new"])):
-            g = _pick(rng, 1, [x.weight for x in w.data.groups])[0]
+            g = pick1(rng, [x.weight for x in w.data.groups])
             cands = w.data.groups[g].counties
             county = cands[int(rng.integers(0, len(cands)))]
             rep = int(_random_reps(w, rng, np.array([county]))[0])

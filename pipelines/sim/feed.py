@@ -72,6 +72,8 @@ class ResourceFeed:
         self.scopes: list[tuple[str, ...]] = []
         self.published = 0
         self.state: dict[tuple, tuple[bytes, tuple[str, ...]]] = {}
+        # rows that only ever accumulate (CA_SUBSISTENCE months): no key dictionary needed
+        self.extra: list[tuple[bytes, tuple[str, ...]]] = []
         self.snapshots: list[Snapshot] = []
         self._nodes: dict[str, _NodeIndex] = {}
         self._lock = threading.Lock()
@@ -91,12 +93,16 @@ class ResourceFeed:
     def put_state(self, key: tuple, rec: dict, scope: tuple[str, ...]) -> None:
         self.state[key] = (dumps({**rec, "CZLX": "I"}), scope)
 
+    def add_extra(self, rec: dict, scope: tuple[str, ...]) -> None:
+        self.extra.append((dumps({**rec, "CZLX": "I"}), scope))
+
     def publish(self) -> None:
         self.published = len(self.log)
 
     def take_snapshot(self, snapshot_id: str, as_of: str) -> None:
-        self.snapshots.append(Snapshot(snapshot_id, as_of, self.published,
-                                       list(self.state.values())))
+        rows = list(self.state.values())
+        rows.extend(self.extra)
+        self.snapshots.append(Snapshot(snapshot_id, as_of, self.published, rows))
 
     def _index(self, node: str) -> list[int]:
         with self._lock:

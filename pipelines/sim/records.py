@@ -170,19 +170,23 @@ def subsistence_recs(w: World, mi: int) -> list[tuple[dict, tuple[str, ...], int
     s = w.sub
     if not s:
         return []
-    active = (s["start"] <= mi) & ((s["end"] < 0) | (s["end"] >= mi))
-    out = []
-    label = month_label(mi)
+    act = np.nonzero((s["start"] <= mi) & ((s["end"] < 0) | (s["end"] >= mi)))[0]
     c = w.cols
-    for i in np.nonzero(active)[0].tolist():
-        pid = int(s["pid"][i])
-        stopping = int(s["end"][i]) == mi
-        code = w.county_code(int(c["county"][pid]))
-        rec = {"GMSFHM": w.id_of(pid), "XM": w.name(pid), "JZ_XZQHDM": code,
-               "BZLXDM": str(int(s["type"][i])),
-               "BZJE": "0.00" if stopping else money(int(s["cents"][i])), "BZNY": label,
+    pids = s["pid"][act]
+    ids = np.char.decode(c["id18"][pids]).tolist()
+    names = w.names(pids)
+    codes = [w.county_code(k) for k in c["county"][pids].tolist()]
+    scopes: dict[str, tuple[str, ...]] = {}
+    label = month_label(mi)
+    out = []
+    for gid, name, code, pid, typ, cents, end in zip(
+            ids, names, codes, pids.tolist(), s["type"][act].tolist(), s["cents"][act].tolist(),
+            s["end"][act].tolist(), strict=True):
+        stopping = end == mi
+        rec = {"GMSFHM": gid, "XM": name, "JZ_XZQHDM": code, "BZLXDM": str(typ),
+               "BZJE": "0.00" if stopping else money(cents), "BZNY": label,
                "BZZTDM": "0" if stopping else "1"}
-        out.append((rec, (code,), pid))
+        out.append((rec, scopes.setdefault(code, (code,)), pid))
     return out
 
 

@@ -146,7 +146,7 @@ class Simulator:
                     and rng.random() < stale_rate):
                 r.values[8], r.values[9] = "0", None
                 r.values[11] = ts_str(int(gx[pid]) - 86400 * int(rng.integers(30, 400)))
-                r.defects.append(("stale_status", "RYZTDM"))
+                r.mark("stale_status", "RYZTDM")
             out.append(r)
             if vals[8] == "1":
                 self.delivered_deaths.add(pid)
@@ -242,7 +242,8 @@ class Simulator:
         y, m = divmod(mi, 12)
         gx = f"{y}-{m + 1:02d}-01 09:00:00"
         for rec, scope, _pid in R.subsistence_recs(self.world, mi):
-            feed.put_state((rec["GMSFHM"], rec["BZNY"]), {**rec, "GXSJ": gx}, scope)
+            rec["GXSJ"] = gx
+            feed.add_extra(rec, scope)
 
     def _snapshots(self, day: int) -> None:
         sid = f"{day_str(day)}T000000"

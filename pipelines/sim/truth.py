@@ -38,7 +38,7 @@ class Truth:
                                     [ln for _, ln in placement], [r.key for r in rows],
                                     [r.entity for r in rows]))
         for r, (f, ln) in zip(rows, placement, strict=True):
-            for code, fld in r.defects:
+            for code, fld in r.defects or ():
                 self.defects.append({"resource": resource, "delivery": "bulk", "batch_id": batch_id,
                                      "seq": None, "file": f, "line": ln, "key": r.key,
                                      "defect_code": code, "field": fld,

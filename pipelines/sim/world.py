@@ -9,6 +9,7 @@ Everything is drawn from `numpy.random.default_rng([seed, stream])`, so a seed f
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -49,6 +50,16 @@ def ymd(days: np.ndarray) -> np.ndarray:
     m = d.astype("datetime64[M]").astype(np.int64) % 12 + 1
     dd = (d - d.astype("datetime64[M]")).astype(np.int64) + 1
     return y * 10000 + m * 100 + dd
+
+
+def pick1(rng, weights) -> int:
+    """One index drawn with the given relative weights (cheap for short scalar draws)."""
+    total = 0.0
+    cum = []
+    for x in weights:
+        total += x
+        cum.append(total)
+    return min(bisect.bisect_right(cum, rng.random() * total), len(cum) - 1)
 
 
 def _pick(rng, n, weights) -> np.ndarray:
@@ -557,7 +568,7 @@ def _marriage_records(w: World, rng, hus, wif, mdates, ddates, divorced) -> None
 
 def foreign_spouse(w: World, rng, sex: str) -> tuple[str, str, str]:
     kinds = [("2", "passport", 0.6), ("3", "hkmo", 0.25), ("4", "tw", 0.15)]
-    k = kinds[_pick(rng, 1, [x[2] for x in kinds])[0]]
+    k = kinds[pick1(rng, [x[2] for x in kinds])]
     pool = [p for p in w.data.foreign[k[1]] if p["sex"] == sex]
     person = pool[int(rng.integers(0, len(pool)))]
     if k[0] == "2":
@@ -601,11 +612,11 @@ def move_person(w: World, rng, pid: int, day: int, far: bool, gxsj: int) -> list
     og = d.counties[old].group
     if far:
         others = [g for g in d.groups if g.idx != og]
-        g = others[_pick(rng, 1, [x.weight for x in others])[0]]
+        g = others[pick1(rng, [x.weight for x in others])]
     else:
         g = d.groups[og]
     choices = [i for i in g.counties if i != old]
-    new = choices[_pick(rng, 1, [d.counties[i].weight for i in choices])[0]]
+    new = choices[pick1(rng, [d.counties[i].weight for i in choices])]
     w.moved.setdefault(pid, []).append((old, int(c["addr"][pid]), day))
     c["county"][pid] = new
     c["addr"][pid] = int(rng.integers(0, 2**31 - 1))
@@ -690,9 +701,9 @@ def new_enterprise(w: World, rng, county: int, registered: int, gxsj: int, rep: 
     zones, zw = ["9", "2", "3", "4", "5"], [0.7, 0.12, 0.08, 0.05, 0.05]
     if g.sez:
         zones, zw = ["1", "9", "2", "4"], [0.45, 0.4, 0.1, 0.05]
-    zone = zones[_pick(rng, 1, zw)[0]]
+    zone = zones[pick1(rng, zw)]
     types, tw = list("634128597"), [0.55, 0.12, 0.12, 0.06, 0.03, 0.06, 0.03, 0.02, 0.01]
-    etype = types[_pick(rng, 1, tw)[0]]
+    etype = types[pick1(rng, tw)]
     seq = w.next(f"hgbm{code[:4]}{zone}{etype}")
     hgbm = make_customs_code(code, zone, etype, seq)
     body = org_bodies(rng, 1, used)[0]
@@ -703,7 +714,7 @@ def new_enterprise(w: World, rng, county: int, registered: int, gxsj: int, rep: 
     else:
         regime = "251" if rng.random() < 0.67 else "237"
     levels, lw = REGIME_LEVELS[regime]
-    level = levels[_pick(rng, 1, lw)[0]]
+    level = levels[pick1(rng, lw)]
     lo = max(REGIME_FROM[regime], registered)
     hi = min(REGIME_TO.get(regime, start - 1), start - 1)
     rated = lo + int(rng.random() * max(hi - lo, 1)) if hi > lo else lo
@@ -737,7 +748,7 @@ def _enterprises(w: World, rng) -> None:
 
 def new_org(w: World, rng, county: int, established: int, gxsj: int, rep: int) -> SocialOrg:
     p = w.data.places
-    cat = "123"[_pick(rng, 1, [0.6, 0.35, 0.05])[0]]
+    cat = "123"[pick1(rng, [0.6, 0.35, 0.05])]
     body = org_bodies(rng, 1, w.used_bodies)[0]  # type: ignore[attr-defined]
     code = w.county_code(county)
     uscc = make_uscc("5", cat, code, body)
@@ -771,7 +782,7 @@ def new_penalty(w: World, rng, e: Enterprise, day: int, gxsj: int) -> Penalty:
     g = w.data.groups[w.data.counties[e.county].group]
     year = day_str(day)[:4]
     seq = w.next(f"pen{g.code}{year}")
-    cat = "12345"[_pick(rng, 1, [0.2, 0.6, 0.12, 0.06, 0.02])[0]]
+    cat = "12345"[pick1(rng, [0.2, 0.6, 0.12, 0.06, 0.02])]
     fine = int(rng.lognormal(10, 1.3)) * 100 if cat in "23" else None
     offences = w.data.places["offences"]
     pub = day + (365 if cat in "12" else 3 * 365)
