@@ -183,8 +183,20 @@ class Injector:
         r_lower = rates.get("id_lowercase_x", 0)
         czlx_i = idx["CZLX"]
         gxsj_i = idx["GXSJ"]
-        for i, r in enumerate(rows):
-            ui = u[i]
+        for r in rows:  # world property, not injected: recorded so the hub can be checked
+            for ni in name_i:
+                if RARE_RE.search(r.values[ni] or ""):
+                    r.mark("rare_char_name", header[ni])
+        # only rows that drew a possible defect go through the slow path
+        cand = ((u[:, 0] < r_mba) | (u[:, 1] < p_any) | (u[:, 2] < r_lower)
+                | (u[:, 3] < r_missing) | (u[:, 4] < r_wrong + r_bytes) | (u[:, 6] < r_dup)
+                | (u[:, 7] < r_resend))
+        done = 0
+        for i in np.nonzero(cand)[0].tolist():
+            out.extend(rows[done:i])
+            done = i + 1
+            r = rows[i]
+            ui = u[i].tolist()
             vals = r.values
             if r_mba and ui[0] < r_mba and vals[czlx_i] == "I":
                 early = list(vals)
@@ -194,11 +206,8 @@ class Injector:
                 self.held.setdefault(resource, []).append(
                     Row(list(vals), r.key, r.entity, [("modify_before_add_i", None)]))
                 continue
-            for ni in name_i:
-                if RARE_RE.search(vals[ni] or ""):
-                    r.mark("rare_char_name", header[ni])
             if ui[1] < p_any or (ui[2] < r_lower and any(
-                    vals[i] and vals[i][-1] == "X" for i in id_i)):
+                    vals[j] and vals[j][-1] == "X" for j in id_i)):
                 for d in self.value_defects(
                         resource, lambda f, v=vals: v[idx[f]] if f in idx else None,
                         lambda f, x, v=vals: v.__setitem__(idx[f], x), rates, rng, ui[1], ui[2],
@@ -219,6 +228,7 @@ class Injector:
             if ui[7] < r_resend:
                 old = pool[int(rng.integers(0, len(pool)))]
                 out.append(Row(list(old.values), old.key, old.entity, [("resend_row", None)]))
+        out.extend(rows[done:])
         if n:
             take = rng.choice(n, size=min(50, n), replace=False)
             pool.extend(Row(list(rows[i].values), rows[i].key, rows[i].entity)
@@ -264,9 +274,9 @@ class Injector:
 
     # --- API -------------------------------------------------------------------------------------
     def plan_api(self, resource: str, rec: dict, key_fields: tuple[str, ...], rates: dict,
-                 rng) -> list[tuple[dict, list[tuple[str, str | None]]]]:
-        """The records to append now for one change (0, 1 or 2 of them)."""
-        u = rng.random(7)
+                 rng, u: list[float]) -> list[tuple[dict, list[tuple[str, str | None]]]]:
+        """The records to append now for one change (0, 1 or 2 of them); `u` holds 7 uniform
+        draws for this record."""
         if rec.get("CZLX") == "I" and u[0] < rates.get("modify_before_add", 0):
             early = dict(rec)
             early["CZLX"] = "U"

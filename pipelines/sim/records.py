@@ -125,6 +125,35 @@ def marriage_rec(w: World, m: Marriage) -> tuple[dict, tuple[str, ...]]:
     return rec, scope
 
 
+def marriage_recs(w: World, ms: list[Marriage]) -> list[tuple[dict, tuple[str, ...]]]:
+    """marriage_rec for many registrations at once (identity strings rendered vectorised)."""
+    if not ms:
+        return []
+    c = w.cols
+    h = np.maximum(np.array([m.husband for m in ms], dtype=np.int64), 0)
+    f = np.maximum(np.array([m.wife for m in ms], dtype=np.int64), 0)
+    ids_h, ids_f = (np.char.decode(c["id18"][x]).tolist() for x in (h, f))
+    names_h, names_f = w.names(h), w.names(f)
+    codes_h = [w.county_code(k) for k in c["county"][h].tolist()]
+    codes_f = [w.county_code(k) for k in c["county"][f].tolist()]
+    out = []
+    for i, m in enumerate(ms):
+        hp = ("1", ids_h[i], names_h[i], codes_h[i])
+        fp = ("1", ids_f[i], names_f[i], codes_f[i])
+        if m.foreign:
+            other = (m.foreign[0], m.foreign[1], m.foreign[2], None)
+            if m.husband < 0:
+                hp = other
+            else:
+                fp = other
+        reg = w.county_code(m.registry)
+        rec = {"YWBH": m.ywbh, "YWLXDM": m.kind, "DJRQ": day_str(m.day), "DJJG_XZQHDM": reg,
+               "NF_ZJLXDM": hp[0], "NF_ZJHM": hp[1], "NF_XM": hp[2], "NV_ZJLXDM": fp[0],
+               "NV_ZJHM": fp[1], "NV_XM": fp[2], "ZSBH": m.cert}
+        out.append((rec, tuple(x for x in (reg, hp[3], fp[3]) if x)))
+    return out
+
+
 def cremation_rec(w: World, pid: int) -> tuple[dict, tuple[str, ...]]:
     c = w.cols
     crem, home = w.deaths[pid]

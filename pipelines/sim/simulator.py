@@ -69,6 +69,7 @@ class Simulator:
         self._moves: list[dict] = []
         self._api: list[tuple] = []
         self._today = cfg.start_ordinal
+        self.timings: dict[str, float] = {"world": self.t_world}
         self._initial()
         self.t_ready = time.perf_counter() - t0
 
@@ -177,7 +178,8 @@ class Simulator:
             kf = self.keys[resource]
             for rec, defects in self.injector.release_api(resource):
                 self._append(resource, feed, kf, rec, defects, (), "")
-        for resource, rec, scope, czlx, gxsj, entity in items:
+        draws = rng.random((len(items), 7)).tolist() if items else []
+        for (resource, rec, scope, czlx, gxsj, entity), u in zip(items, draws, strict=True):
             feed = self.feeds[resource]
             kf = self.keys[resource]
             key = tuple(rec[k] for k in kf)
@@ -190,7 +192,8 @@ class Simulator:
             # before serialisation
             full = {**rec, "CZLX": czlx, "GXSJ": g, "_scope": scope, "_entity": entity,
                     "_key": "|".join(key)}
-            for out, defects in self.injector.plan_api(resource, full, kf, self.defect_rates, rng):
+            for out, defects in self.injector.plan_api(resource, full, kf, self.defect_rates, rng,
+                                                             u):
                 self._append(resource, feed, kf, out, defects, scope, entity)
         for feed in self.feeds.values():
             feed.publish()
@@ -206,9 +209,9 @@ class Simulator:
     def _initial(self) -> None:
         w, cfg = self.world, self.cfg
         start = cfg.start_ordinal
+        t = time.perf_counter()
         items: list[tuple] = []
-        for m in w.marriages:
-            rec, scope = R.marriage_rec(w, m)
+        for m, (rec, scope) in zip(w.marriages, R.marriage_recs(w, w.marriages), strict=True):
             items.append(("CA_MARRIAGE", rec, scope, "I", m.gxsj, f"M{m.mid}"))
         rng = np.random.default_rng([cfg.seed, 6])
         for pid in sorted(w.deaths):
@@ -227,15 +230,20 @@ class Simulator:
             rec, scope = R.org_rec(w, o)
             items.append(("CA_SOCIAL_ORG", rec, scope, "I", o.gxsj, f"O{o.oid}"))
         items.sort(key=lambda it: it[4])
+        self.timings["api_records"] = time.perf_counter() - t
         self._publish_api(items, 1_000_000)
+        self.timings["api_publish"] = time.perf_counter() - t
         mi0 = month_index(start)
         for mi in range(mi0 - 12, mi0 + 1):
             self._subsistence_month(mi)
         self._snapshots(start)
+        self.timings["subsistence"] = time.perf_counter() - t
         deliver = start * 86400 + 2 * 3600
         self._full_ps(start - 1, deliver)
+        self.timings["ps_full"] = time.perf_counter() - t
         self._write_bulk("PS_HUKOU_MOVE", self._move_rows(w.moves), "incremental", deliver)
         self._decl([mi0 - 3, mi0 - 2, mi0 - 1], deliver)
+        self.timings["bulk_rest"] = time.perf_counter() - t
 
     def _subsistence_month(self, mi: int) -> None:
         feed = self.feeds["CA_SUBSISTENCE"]
