@@ -78,11 +78,15 @@ def backflow(home, drop_root, api_url, resources, bulk_only, no_publish):
 @main.command("run")
 @home_opt
 @click.option("--job", default="backflow_all", show_default=True)
-def run_cmd(home, job):
+@click.option("--executor", type=click.Choice(["in_process", "multiprocess"]),
+              default="in_process", show_default=True,
+              help="in_process starts in a second; multiprocess runs two steps at once in "
+                   "separate processes, as scheduled runs do.")
+def run_cmd(home, job, executor):
     """Run a Dagster job as a recorded run on the hub's instance (visible in the UI)."""
     from pipelines.runner import failure_messages, run_job
 
-    result = run_job(_settings(home), job)
+    result = run_job(_settings(home), job, executor)
     for msg in failure_messages(result):
         click.echo(f"FAILED {msg}", err=True)
     click.echo(f"run {result.run_id}: {'success' if result.success else 'failure'}")

@@ -15,6 +15,15 @@ import dagster as dg
 from pipelines.lib.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Runs started from the command line log warnings and errors to the console; the full event log is
+# in the Dagster instance (and the UI) either way.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+EXECUTION = {
+    # One process, steps one after another: a run of the whole job starts in about a second.
+    "in_process": {"execution": {"config": {"in_process": {}}}},
+    # A process per step, two at a time: what schedules and the UI use.
+    "multiprocess": {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}},
+}
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -33,7 +42,8 @@ def export_settings(settings: Settings) -> None:
         os.environ["HUILIU_DROP_ROOT"] = str(Path(settings.drop_root).resolve())
 
 
-def run_job(settings: Settings, job_name: str = "backflow_all") -> dg.ExecutionResult:
+def run_job(settings: Settings, job_name: str = "backflow_all",
+            executor: str = "in_process") -> dg.ExecutionResult:
     export_settings(settings)
     prepare_dagster_home(settings)
     from pipelines import definitions
@@ -43,7 +53,8 @@ def run_job(settings: Settings, job_name: str = "backflow_all") -> dg.ExecutionR
         raise SystemExit(f"unknown job {job_name!r}; choose one of {sorted(accessor)}")
     with dg.DagsterInstance.get() as instance:
         return dg.execute_job(dg.reconstructable(accessor[job_name]), instance=instance,
-                              raise_on_error=False)
+                              raise_on_error=False,
+                              run_config={**QUIET, **EXECUTION[executor]})
 
 
 def failure_messages(result: dg.ExecutionResult) -> list[str]:
