@@ -130,30 +130,37 @@ def _write_world(out: Path, sim) -> None:
     counties = c["county"][:n]
     death = c["death"][:n]
     cancel = c["cancel"][:n]
-    persons = {
-        "person_id": [f"P{i}" for i in range(n)],
-        "gmsfhm": np.char.decode(c["id18"][:n]).tolist(),
-        "xm": w.names(np.arange(n)),
-        "sex": c["sex"][:n].astype(str).tolist(),
-        "birth_date": [day_str(d) for d in c["birth"][:n].tolist()],
-        "ethnicity": [f"{e:02d}" for e in c["eth"][:n].tolist()],
-        "id_address_code": [w.idcodes[i] for i in c["idcode"][:n].tolist()],
-        "hukou_division": [w.county_code(k) for k in counties.tolist()],
-        "hukou_address": [w.address(k, a) for k, a in zip(counties.tolist(),
-                                                           c["addr"][:n].tolist(), strict=True)],
-        "in_node": in_node[counties].tolist(),
-        "ever_moved": [i in w.moved for i in range(n)],
-        "marital_status": c["marital"][:n].astype(str).tolist(),
-        "ps_marital_status": c["ps_marital"][:n].astype(str).tolist(),
-        "spouse_id": _pid_str(c["spouse"][:n]),
-        "father_id": _pid_str(c["father"][:n]),
-        "mother_id": _pid_str(c["mother"][:n]),
-        "twin_group": [x if x >= 0 else None for x in c["twin"][:n].tolist()],
-        "status": np.where(death >= 0, "dead", "alive").tolist(),
-        "death_date": [day_str(d) if d >= 0 else None for d in death.tolist()],
-        "hukou_cancel_date": [day_str(d) if d >= 0 else None for d in cancel.tolist()],
-        "registered": c["registered"][:n].tolist(),
+    # one column at a time, each turned into an Arrow array at once: a million persons would
+    # otherwise hold twenty Python lists of a million strings together
+    cols = {
+        "person_id": lambda: [f"P{i}" for i in range(n)],
+        "gmsfhm": lambda: np.char.decode(c["id18"][:n]).tolist(),
+        "xm": lambda: w.names(np.arange(n)),
+        "sex": lambda: c["sex"][:n].astype(str).tolist(),
+        "birth_date": lambda: [day_str(d) for d in c["birth"][:n].tolist()],
+        "ethnicity": lambda: [f"{e:02d}" for e in c["eth"][:n].tolist()],
+        "id_address_code": lambda: [w.idcodes[i] for i in c["idcode"][:n].tolist()],
+        "hukou_division": lambda: [w.county_code(k) for k in counties.tolist()],
+        "hukou_address": lambda: [w.address(k, a) for k, a in zip(
+            counties.tolist(), c["addr"][:n].tolist(), strict=True)],
+        "in_node": lambda: in_node[counties],
+        "ever_moved": lambda: np.isin(np.arange(n), np.fromiter(w.moved, dtype=np.int64)),
+        "marital_status": lambda: c["marital"][:n].astype(str).tolist(),
+        "ps_marital_status": lambda: c["ps_marital"][:n].astype(str).tolist(),
+        "spouse_id": lambda: _pid_str(c["spouse"][:n]),
+        "father_id": lambda: _pid_str(c["father"][:n]),
+        "mother_id": lambda: _pid_str(c["mother"][:n]),
+        "twin_group": lambda: pa.array(c["twin"][:n], mask=c["twin"][:n] < 0),
+        "status": lambda: np.where(death >= 0, "dead", "alive").tolist(),
+        "death_date": lambda: [day_str(d) if d >= 0 else None for d in death.tolist()],
+        "hukou_cancel_date": lambda: [day_str(d) if d >= 0 else None for d in cancel.tolist()],
+        "registered": lambda: c["registered"][:n].copy(),
     }
+    persons = {}
+    for name, make in cols.items():
+        v = make()
+        persons[name] = v if isinstance(v, pa.Array) else pa.array(v)
+        del v
     pq.write_table(pa.table(persons), out / "persons.parquet")
     ents = {"entity_id": [], "kind": [], "uscc": [], "hgbm": [], "name": [], "division": [],
             "credit_regime": [], "credit_level": [], "status": [], "legal_rep_id": []}
