@@ -62,6 +62,24 @@ class Simulator:
         r.raise_for_status()
         return r.json()
 
+    def set_faults(self, **rates: float) -> dict:
+        r = httpx.put(f"{self.url}/admin/faults", json=rates, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def set_defects(self, **rates: float) -> dict:
+        r = httpx.put(f"{self.url}/admin/defects", json=rates, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def status(self) -> dict:
+        return httpx.get(f"{self.url}/admin/status", timeout=30).json()
+
+    def truth(self) -> Path:
+        r = httpx.post(f"{self.url}/admin/truth", timeout=600)
+        r.raise_for_status()
+        return Path(r.json()["dir"])
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

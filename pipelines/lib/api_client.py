@@ -58,7 +58,8 @@ class PlatformClient:
                       respect_retry_after_header=True, raise_on_status=False)
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
-        self.stats = {"requests": 0, "token_refreshes": 0, "retries_401": 0}
+        self.stats = {"requests": 0, "token_refreshes": 0, "retries_401": 0, "retries_transport": 0,
+                      "retries_status": 0}
 
     def close(self) -> None:
         self.session.close()
@@ -88,8 +89,12 @@ class PlatformClient:
                                      headers={"Authorization": f"Bearer {self._token}"})
             except requests.ConnectionError as e:
                 log.warning("connection to %s failed (%s); retrying", path, e)
+                self.stats["retries_transport"] += 1
                 time.sleep(self.backoff)
                 continue
+            retries = getattr(getattr(r.raw, "retries", None), "history", ())
+            self.stats["retries_status"] += sum(1 for h in retries if h.status)
+            self.stats["retries_transport"] += sum(1 for h in retries if not h.status)
             if r.status_code == 401:  # expired or revoked early: re-authenticate once more
                 self.stats["retries_401"] += 1
                 self._token = None

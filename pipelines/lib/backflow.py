@@ -41,6 +41,7 @@ class ResourceRun:
     skipped: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (batch_id, message)
     elapsed_s: float = 0.0
+    api_stats: dict[str, int] = field(default_factory=dict)  # requests, retries (API only)
 
     def total(self, attr: str) -> int:
         return sum(getattr(x, attr) for x in self.loaded)
@@ -50,7 +51,7 @@ class ResourceRun:
                 "batches_rejected": len(self.rejected),
                 **{a: self.total(a) for a in ("received", "staged", "quarantined", "superseded",
                                               "deleted_by_snapshot", "incidents")},
-                "elapsed_s": round(self.elapsed_s, 3)}
+                "elapsed_s": round(self.elapsed_s, 3), **self.api_stats}
 
 
 def prepare(settings: Settings, catalog: Catalog) -> None:
@@ -128,6 +129,7 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
             cursor = _take_snapshot(settings, catalog, client, resource, snap, run)
         _follow_changes(settings, catalog, client, resource, cursor or "", run)
     finally:
+        run.api_stats = dict(client.stats)
         client.close()
     run.elapsed_s = time.perf_counter() - t0
     return run
