@@ -36,7 +36,6 @@ def parse_records(resource: Resource, batch_id: str, mode: str,
               for c in plan.forbidden + plan.undeclared}
     cols["_file"] = pa.array([label for label, recs in pages for _ in recs], pa.string())
     cols["_line"] = pa.array([i for _, recs in pages for i in range(1, len(recs) + 1)], pa.int32())
-    # A column absent from every record of a batch is only "missing" if the batch has rows.
-    incidents = column_incidents(plan, counts, n) if n else []
+    incidents = column_incidents(plan, counts)
     return ParsedBatch(resource.code, batch_id, mode, n, finish_table(resource, cols, n), [],
                        incidents)

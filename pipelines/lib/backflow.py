@@ -124,15 +124,31 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                               [resource.code]).fetchone()
         cursor, snapshot_id = (row[0], row[1]) if row else (None, None)
         snaps = client.snapshots(resource.code)
-        if snaps and (snapshot_id is None or snaps[-1].snapshot_id > snapshot_id):
-            snap = snaps[-1]
-            cursor = _take_snapshot(settings, catalog, client, resource, snap, run)
-        _follow_changes(settings, catalog, client, resource, cursor or "", run)
+        try:
+            if snaps and (snapshot_id is None or snaps[-1].snapshot_id > snapshot_id):
+                cursor = _take_snapshot(settings, catalog, client, resource, snaps[-1], run)
+            _follow_changes(settings, catalog, client, resource, cursor or "", run)
+        except BatchRejected as e:
+            # The cursor stays before the rejected batch: every run asks again until the
+            # provider's feed delivers it in a usable form.
+            batch_id = getattr(e, "batch_id", "?")
+            log.error("batch %s/%s rejected: %s", resource.code, batch_id, e)
+            with writer(settings.warehouse_path) as con:
+                record_rejection(con, resource, batch_id, e.code, e.message)
+            run.rejected.append((batch_id, str(e)))
     finally:
         run.api_stats = dict(client.stats)
         client.close()
     run.elapsed_s = time.perf_counter() - t0
     return run
+
+
+def _parse_page(resource, batch_id: str, mode: str, label: str, records) -> ParsedBatch:
+    try:
+        return parse_records(resource, batch_id, mode, [(label, records)])
+    except BatchRejected as e:
+        e.batch_id = batch_id  # type: ignore[attr-defined]
+        raise
 
 
 def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
@@ -142,8 +158,7 @@ def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
         page = client.snapshot_page(resource.code, snap.snapshot_id, page_cursor,
                                     settings.api_page_size)
         n += 1
-        parts.append(parse_records(resource, batch_id, "full", [(f"snapshot-p{n:05d}",
-                                                                 page.records)]))
+        parts.append(_parse_page(resource, batch_id, "full", f"snapshot-p{n:05d}", page.records))
         page_cursor = page.next_cursor
         if not page.has_more:
             break
@@ -170,8 +185,8 @@ def _follow_changes(settings, catalog, client, resource, cursor: str, run: Resou
             page = client.changes(resource.code, cursor, settings.api_page_size)
             n += 1
             if page.records:
-                parts.append(parse_records(resource, batch_id, "incremental",
-                                           [(f"page-{n:05d}", page.records)]))
+                parts.append(_parse_page(resource, batch_id, "incremental", f"page-{n:05d}",
+                                         page.records))
                 rows += len(page.records)
             cursor, has_more = page.next_cursor, page.has_more
         if rows == 0:

@@ -217,7 +217,7 @@ def _parse_part(data: bytes, encoding: str, name: str, resource: Resource, label
     cols = {c: raw.column(c).combine_chunks() for c in plan.keep}
     cols["_file"] = pa.array([name] * n, pa.string()) if n else pa.array([], pa.string())
     cols["_line"] = pa.array(range(2, n + 2), pa.int32())
-    return finish_table(resource, cols, n), [], column_incidents(plan, counts, n)
+    return finish_table(resource, cols, n), [], column_incidents(plan, counts)
 
 
 def _parse_part_slow(data: bytes, encoding: str, name: str, resource: Resource):
@@ -281,7 +281,7 @@ def _parse_part_slow(data: bytes, encoding: str, name: str, resource: Resource):
     cols["_file"] = pa.array([name] * n, pa.string())
     cols["_line"] = pa.array(line_numbers, pa.int32())
     rejected.sort(key=lambda r: r.line)
-    return finish_table(resource, cols, n), rejected, column_incidents(plan, counts, n)
+    return finish_table(resource, cols, n), rejected, column_incidents(plan, counts)
 
 
 def _to_csv_line(values: list[str]) -> str:

@@ -45,7 +45,7 @@ class RejectedRow:
 class Incident:
     """Something about a batch's columns governance must see. Never carries values."""
 
-    kind: str  # oversharing_forbidden_field | undeclared_field | missing_field
+    kind: str  # oversharing_forbidden_field | undeclared_field
     field: str
     rows: int
     detail: str
@@ -73,7 +73,7 @@ class HeaderPlan:
     keep: list[str]  # columns present and storable
     forbidden: list[str]  # declared sharing N: removed, incident
     undeclared: list[str]  # not in the list at all: removed, incident
-    missing: list[str]  # declared but absent: null, incident
+    missing: list[str]  # declared but absent: always empty here (the batch is rejected)
 
     @property
     def must_redact_raw(self) -> bool:
@@ -81,25 +81,30 @@ class HeaderPlan:
 
 
 def plan_header(resource: Resource, header: list[str]) -> HeaderPlan:
-    """Decide what happens to each delivered column. Raises BatchRejected if a key column is absent."""
+    """Decide what happens to each delivered column.
+
+    Extra columns (not shared, or not declared) are removed with an incident. A declared column that
+    is absent rejects the batch whole (schema drift): its values may have arrived under another name
+    and would be lost, so the provider must redeliver with the declared header.
+    """
     wanted = output_columns(resource)
     forbidden_set = set(resource.forbidden_fields)
     keep = [c for c in header if c in wanted]
     forbidden = [c for c in header if c in forbidden_set]
     undeclared = [c for c in header if c not in wanted and c not in forbidden_set]
     missing = [c for c in wanted if c not in header]
-    essential = [c for c in missing if c in resource.primary_key or c in STANDARD_FIELDS]
-    if essential:
+    if missing:
         raise BatchRejected(
-            "missing_key_column",
-            f"{resource.code}: the delivery has no column {essential} (key or CZLX/GXSJ); "
-            "ask the provider to redeliver with the declared header",
+            "schema_drift",
+            f"{resource.code}: the delivered columns differ from the responsibility list: missing "
+            f"{missing}" + (f", unexpected {undeclared}" if undeclared else "") +
+            "; ask the provider to redeliver with the declared header",
         )
     return HeaderPlan(keep, forbidden, undeclared, missing)
 
 
-def column_incidents(plan: HeaderPlan, counts: dict[str, int], total: int) -> list[Incident]:
-    """Incidents for removed and missing columns; `counts` = non-null values per removed column."""
+def column_incidents(plan: HeaderPlan, counts: dict[str, int]) -> list[Incident]:
+    """Incidents for removed columns; `counts` = rows carrying a value in each removed column."""
     out = [
         Incident("oversharing_forbidden_field", c, counts.get(c, 0),
                  "field is 不予共享 (N) in the responsibility list; removed before storage")
@@ -109,10 +114,6 @@ def column_incidents(plan: HeaderPlan, counts: dict[str, int], total: int) -> li
         Incident("undeclared_field", c, counts.get(c, 0),
                  "field is not declared in the responsibility list; removed before storage")
         for c in plan.undeclared
-    ]
-    out += [
-        Incident("missing_field", c, total, "declared field absent from the delivery; stored as null")
-        for c in plan.missing
     ]
     return out
 

@@ -144,6 +144,18 @@ def test_bad_batch_is_rejected_whole_then_taken_when_redelivered(hub_settings, d
     assert q(s, "SELECT status FROM ops.batches") == [("loaded",)]
 
 
+def test_schema_drift_rejects_the_batch_with_the_exact_difference(hub_settings):
+    s = hub_settings
+    drifted = ["XB" if c == "XBDM" else c for c in HEADER]
+    write_batch(s.drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", drifted, [person(0)])
+    run = ingest(s)
+    assert run.loaded == [] and len(run.rejected) == 1
+    (code, message), = q(s, "SELECT code, message FROM ops.rejections")
+    assert code == "schema_drift"
+    assert "missing ['XBDM']" in message and "unexpected ['XB']" in message
+    assert q(s, "SELECT count(*) FROM hist.ps_pop_basic") == [(0,)]
+
+
 def test_batch_without_manifest_is_not_read_yet(hub_settings):
     s = hub_settings
     write_batch(s.drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", HEADER, [person(0)],

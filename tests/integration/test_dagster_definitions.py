@@ -52,19 +52,30 @@ def test_bulk_assets_materialise_and_report_row_accounting(tmp_path):
     assert mat.metadata["received"].value == 2 and mat.metadata["staged"].value == 1
     assert mat.metadata["superseded"].value == 1
     checks = result.get_asset_check_evaluations()
-    assert [(c.check_name, c.passed) for c in checks] == [("row_accounting", True)]
+    assert sorted((c.check_name, c.passed) for c in checks) == [("batches_accepted", True),
+                                                                ("row_accounting", True)]
 
 
-def test_a_rejected_batch_fails_the_asset_with_the_reason(tmp_path):
+def test_a_rejected_batch_fails_an_error_check_with_the_reason_and_the_rest_publishes(tmp_path):
     drops, home = tmp_path / "drops", tmp_path / "hub"
-    folder = write_batch(drops, "PS", "PS_HUKOU_MOVE", "20261001T020000-000001",
-                         ["YWLSH", "GMSFHM", "XM", "QYLBDM", "QCD_XZQHDM", "QRD_XZQHDM", "QYRQ",
-                          "CZLX", "GXSJ"], [["1", "x", "y", "1", "510104", "500103", "20261001",
-                                             "I", "2026-10-01 08:00:00"]], manifest_rows=7)
-    assert folder.exists()
-    assets = [a for a in defs.assets if dg.AssetKey(["backflow", "ps_hukou_move"]) in a.keys]
-    result = dg.materialize(assets, raise_on_error=False,
+    header = ["YWLSH", "GMSFHM", "XM", "QYLBDM", "QCD_XZQHDM", "QRD_XZQHDM", "QYRQ", "CZLX", "GXSJ"]
+    good = ["1", "500103199005061231", "y", "1", "510104", "500103", "20261001", "I",
+            "2026-10-01 08:00:00"]
+    write_batch(drops, "PS", "PS_HUKOU_MOVE", "20261001T020000-000001", header, [good],
+                manifest_rows=7)
+    write_batch(drops, "PS", "PS_HUKOU_MOVE", "20261002T020000-000002", header, [good])
+    assets = [a for a in defs.assets if dg.AssetKey(["backflow", "ps_hukou_move"]) in a.keys
+              or dg.AssetKey(["warehouse", "published"]) in a.keys]
+    result = dg.materialize(assets, selection=[dg.AssetKey(["backflow", "ps_hukou_move"]),
+                                               dg.AssetKey(["warehouse", "published"])],
                             resources={"hub": HubSettings(home=str(home), drop_root=str(drops))})
-    assert not result.success
-    failure = result.failure_data_for_node("backflow__ps_hukou_move")
-    assert "row_count_mismatch" in failure.error.message + str(failure.user_failure_data)
+    assert result.success  # the accepted batch is loaded and published
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["batches_accepted"].passed is False
+    assert checks["batches_accepted"].severity == dg.AssetCheckSeverity.ERROR
+    assert "row_count_mismatch" in checks["batches_accepted"].description
+    assert "20261001T020000-000001" in checks["batches_accepted"].description
+    mat = result.asset_materializations_for_node("backflow__ps_hukou_move")[0]
+    assert mat.metadata["batches_loaded"].value == 1
+    assert mat.metadata["batches_rejected"].value == 1
+    assert (home / "published" / "current.duckdb").exists()

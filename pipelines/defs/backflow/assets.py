@@ -16,6 +16,7 @@ from pipelines.lib.publish import publish
 
 PUBLISHED_KEY = dg.AssetKey(["warehouse", "published"])
 ACCOUNTING_CHECK = "row_accounting"
+ACCEPTED_CHECK = "batches_accepted"
 
 
 def asset_key(resource: Resource) -> dg.AssetKey:
@@ -41,9 +42,15 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
         tags={"provider": r.provider, "delivery": r.delivery, "cycle": r.update_cycle},
         metadata={"primary_key": list(r.primary_key), "table": f"hist.{r.key}",
                   "current_view": f"cur.{r.key}"},
-        check_specs=[dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=key,
-                                       description="received = staged + quarantined + superseded, "
-                                                   "for every batch loaded in this run")],
+        check_specs=[
+            dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=key,
+                              description="received = staged + quarantined + superseded, for "
+                                          "every batch loaded in this run"),
+            dg.AssetCheckSpec(ACCEPTED_CHECK, asset=key,
+                              description="No batch was rejected whole (checksum, row count, "
+                                          "truncated or missing part, schema drift). A rejected "
+                                          "batch is not loaded and is taken when redelivered."),
+        ],
         # Transient API trouble (5xx storms, timeouts) gets a later retry; rejected batches do not.
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
     )
@@ -53,18 +60,26 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
         for b in run.loaded:
             context.log.info("%s %s: received %d, staged %d, quarantined %d, superseded %d",
                              r.code, b.batch_id, b.received, b.staged, b.quarantined, b.superseded)
-        if run.rejected:
-            lines = "\n".join(f"- {bid}: {msg}" for bid, msg in run.rejected)
-            raise dg.Failure(
-                description=f"{len(run.rejected)} batch(es) of {r.code} rejected whole; nothing of "
-                            f"them was loaded. They are taken again when the provider redelivers.\n"
-                            f"{lines}",
-                metadata=meta, allow_retries=False)
         balanced = all(b.received == b.staged + b.quarantined + b.superseded for b in run.loaded)
+        rejected = "\n".join(f"- {bid}: {msg}" for bid, msg in run.rejected)
+        if run.rejected:
+            context.log.error("%d batch(es) of %s rejected whole:\n%s", len(run.rejected), r.code,
+                              rejected)
+        # Accepted batches are loaded and published; the rejected ones fail this check (error
+        # severity, red in the UI) until the provider redelivers them.
         return dg.MaterializeResult(
             metadata=meta,
-            check_results=[dg.AssetCheckResult(check_name=ACCOUNTING_CHECK, passed=balanced,
-                                               metadata={"batches": len(run.loaded)})])
+            check_results=[
+                dg.AssetCheckResult(check_name=ACCOUNTING_CHECK, passed=balanced,
+                                    metadata={"batches": len(run.loaded)}),
+                dg.AssetCheckResult(
+                    check_name=ACCEPTED_CHECK, passed=not run.rejected,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    description=(f"{len(run.rejected)} batch(es) rejected whole; nothing of them "
+                                 f"was loaded:\n{rejected}") if run.rejected else None,
+                    metadata={"rejected": len(run.rejected),
+                              "rejected_batches": dg.MetadataValue.md(rejected or "none")}),
+            ])
 
     return _asset
 
