@@ -1,7 +1,7 @@
 """Simulator settings, the simulated clock, and the static data under catalogs/sim/.
 
-Everything the simulator does is a pure function of `SimConfig` (seed, scale, start date ...) and the
-sequence of admin calls; no wall-clock time or unordered iteration leaks into what it delivers.
+Everything the simulator does is a pure function of `SimConfig` (seed, scale, start date ...) and
+the sequence of admin calls; no wall-clock time or unordered iteration leaks into what it delivers.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ DEFAULT_DEFECTS: dict[str, float] = {
     "duplicate_row": 0.002,
     "resend_row": 0.002,
     "modify_before_add": 0.01,  # share of new keys whose U arrives one batch before the I
-    "stale_status": 0.05,       # share of delivered deaths shown alive again in a later full snapshot
+    "stale_status": 0.05,       # delivered deaths shown alive again in a later full snapshot
     "bad_value": 0.001,         # unparseable date / amount
     "wrong_columns": 0.0005,
     "missing_key": 0.0005,
@@ -160,7 +160,7 @@ def days_of(date: dt.date) -> int:
     return (date - EPOCH).days
 
 
-# --- static data -----------------------------------------------------------------------------------
+# --- static data ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class County:
@@ -234,7 +234,8 @@ def sim_data(root: Path = SIM_DATA_DIR) -> SimData:
                                    hist))
             idxs.append(len(counties) - 1)
         groups.append(Group(gi, g["code"], g["name"], float(g["weight"]), g["customs_office"],
-                            g["penalty_prefix"], {str(k): float(v) for k, v in g["ethnicity"].items()},
+                            g["penalty_prefix"],
+                            {str(k): float(v) for k, v in g["ethnicity"].items()},
                             tuple(idxs), bool(g.get("special_economic_zone", False))))
     gm, gmw = _pool(names["given_male"], names["rare"])
     gf, gfw = _pool(names["given_female"], names["rare"])

@@ -43,7 +43,7 @@ MORTALITY_A, MORTALITY_B = 0.0004, 0.085  # Gompertz: m(age) = A * exp(B * (age 
 
 
 class Sink(Protocol):
-    def ps_changed(self, pid: int, gxsj: int) -> None: ...
+    def ps_changed(self, pid: int, gxsj: int, move: bool = False) -> None: ...
     def move_records(self, recs: list[dict]) -> None: ...
     def api(self, resource: str, rec: dict, scope: tuple[str, ...], czlx: str, gxsj: int,
             entity: str) -> None: ...
@@ -267,7 +267,7 @@ class Engine:
             t = self._t(rng, today)
             recs = move_person(w, rng, pid, today, rng.random() < 0.4, t)
             sink.move_records(recs)
-            sink.ps_changed(pid, t)
+            sink.ps_changed(pid, t, move=True)
 
     def _enterprises(self, rng, day, today, sink: Sink) -> None:
         w = self.w

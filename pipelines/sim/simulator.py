@@ -30,7 +30,7 @@ from pipelines.sim.config import (
     ts_strs,
     update_rates,
 )
-from pipelines.sim.defects import BatchPlan, Injector, Row
+from pipelines.sim.defects import Injector, Row
 from pipelines.sim.drops import DropWriter
 from pipelines.sim.events import Engine
 from pipelines.sim.faults import Faults
@@ -74,10 +74,12 @@ class Simulator:
         self.t_ready = time.perf_counter() - t0
 
     # --- sink for the engine ---------------------------------------------------------------------
-    def ps_changed(self, pid: int, gxsj: int) -> None:
+    def ps_changed(self, pid: int, gxsj: int, move: bool = False) -> None:
         row = R.ps_pop_row(self.world, pid, self.in_node, self._today)
         if row is None:
             return
+        if row[8] == "2" and not (move and self.in_node[self.world.moved[pid][-1][0]]):
+            return  # only the 迁出 update itself: later changes happen in another jurisdiction
         if pid >= len(self.ps_known):
             grown = np.zeros(max(pid + 1, len(self.ps_known) * 3 // 2), dtype=bool)
             grown[: len(self.ps_known)] = self.ps_known

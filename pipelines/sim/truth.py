@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.sim.config import day_str
 from pipelines.sim.defects import EXPECTED
@@ -64,6 +62,9 @@ class Truth:
 
     # --- output ----------------------------------------------------------------------------------
     def write(self, out: Path, sim) -> Path:
+        import pyarrow as pa  # only the truth writer needs Arrow: keep it out of the server's RSS
+        import pyarrow.parquet as pq
+
         out.mkdir(parents=True, exist_ok=True)
         node = sim.cfg.node
         rec_cols: dict[str, list] = {k: [] for k in ("resource", "delivery", "batch_id", "seq",
@@ -118,11 +119,14 @@ class Truth:
         return out
 
 
-def _pid_str(a: np.ndarray) -> list[str | None]:
+def _pid_str(a: np.ndarray) -> list[str | None]:  # noqa: D103
     return [f"P{x}" if x >= 0 else None for x in a.tolist()]
 
 
 def _write_world(out: Path, sim) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     w = sim.world
     c = w.cols
     n = w.n

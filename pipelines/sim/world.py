@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.lib.identifiers import USCC_CHARSET, make_customs_code, make_uscc
+from pipelines.lib.identifiers import make_customs_code, make_uscc
 from pipelines.sim.config import SimConfig, SimData, day_str, days_of, node_prefix, sim_data
 
 YEAR = 365.2425
 _ID_W = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 _ID_CHECK = np.frombuffer(b"10X98765432", dtype="S1")
-DIGITAL_MARRIAGE_FROM = days_of(dt.date(2004, 1, 1))  # civil-affairs records are digital since ~2004
+DIGITAL_MARRIAGE_FROM = days_of(dt.date(2004, 1, 1))  # civil-affairs records digital since ~2004
 ID_SYSTEM_FROM = days_of(dt.date(1985, 9, 1))          # first-generation ID cards
 
 PERSON_COLS: dict[str, tuple[str, int]] = {
@@ -206,7 +206,8 @@ class World:
         comm = self.data.places["communities"]
         r = len(roads)
         return (f"{self.data.counties[county].address}{roads[s % r]}{s // 32 % 300 + 1}号"
-                f"{roads[s // 9600 % r][:2]}{comm[s // 230400 % len(comm)]}{s // 1843200 % 25 + 1}栋"
+                f"{roads[s // 9600 % r][:2]}{comm[s // 230400 % len(comm)]}"
+                f"{s // 1843200 % 25 + 1}栋"
                 f"{s // 46080000 % 4 + 1}单元{(s // 184320000 % 30 + 1) * 100 + s % 7 + 1}")
 
     def id_of(self, pid: int) -> str:
@@ -220,7 +221,7 @@ class World:
         return np.array([c.code.startswith(p) for c in self.data.counties], dtype=bool)
 
 
-# --- generation ------------------------------------------------------------------------------------
+# --- generation ----------------------------------------------------------------------------------
 
 def build_world(cfg: SimConfig, data: SimData | None = None) -> World:
     data = data or sim_data()
@@ -681,8 +682,9 @@ def _ent_name(w: World, rng, county: int) -> str:
     city = {"500000": "重庆", "510000": "成都" if w.county_code(county) != "510703" else "绵阳",
             "440300": "深圳", "440000": "深圳", "110000": "北京"}.get(g.code, g.name[:2])
     words, trades, sfx = p["enterprise_words"], p["enterprise_trades"], p["enterprise_suffixes"]
-    return (f"{city}{words[int(rng.integers(0, len(words)))]}{trades[int(rng.integers(0, len(trades)))]}"
-            f"{sfx[int(rng.integers(0, len(sfx)))]}")
+    word = words[int(rng.integers(0, len(words)))]
+    trade = trades[int(rng.integers(0, len(trades)))]
+    return f"{city}{word}{trade}{sfx[int(rng.integers(0, len(sfx)))]}"
 
 
 REGIME_LEVELS = {"237": (["AA", "A", "B", "C"], [0.05, 0.1, 0.8, 0.05]),
@@ -738,8 +740,9 @@ def _enterprises(w: World, rng) -> None:
     for i in range(n):
         reg = int(regs[i])
         gx_day = reg + int(rng.random() * (start - 1 - reg))
-        e = new_enterprise(w, rng, int(counties[i]), reg, gx_day * 86400
-                           + int(rng.integers(32400, 64800)), int(reps[i]), w.used_bodies)  # type: ignore[attr-defined]
+        gx = gx_day * 86400 + int(rng.integers(32400, 64800))
+        e = new_enterprise(w, rng, int(counties[i]), reg, gx, int(reps[i]),
+                           w.used_bodies)  # type: ignore[attr-defined]
         e.gxsj = max(e.gxsj, e.rated * 86400 + 36000)
         if rng.random() < 0.05:
             e.status = "2"
@@ -800,7 +803,8 @@ def _penalties(w: World, rng) -> None:
                 events.append((lo + int(rng.random() * (start - 1 - lo)), e.eid))
     events.sort()
     for day, eid in events:
-        p = new_penalty(w, rng, w.enterprises[eid], day, day * 86400 + int(rng.integers(32400, 64800)))
+        gx = day * 86400 + int(rng.integers(32400, 64800))
+        p = new_penalty(w, rng, w.enterprises[eid], day, gx)
         w.penalties.append(p)
 
 

@@ -100,8 +100,18 @@ def test_node_scope(clean_sim):
     node_ids = {r["GMSFHM"] for r in pop}
     moved_out = [r for r in pop if r["RYZTDM"] == "2"]
     assert moved_out, "persons who left the node are delivered with status 2"
-    for r in all_rows(clean_sim.drop_root, "PS", "PS_HUKOU_MOVE"):
+    moves = all_rows(clean_sim.drop_root, "PS", "PS_HUKOU_MOVE")
+    for r in moves:
         assert r["QCD_XZQHDM"].startswith("50") or r["QRD_XZQHDM"].startswith("50")
+    left = {r["GMSFHM"] for r in moves if r["QYLBDM"] == "2" and r["QCD_XZQHDM"].startswith("50")
+            and not r["QRD_XZQHDM"].startswith("50")}
+    for b in batches(clean_sim.drop_root, "PS", "PS_POP_BASIC"):
+        manifest, header, rows = read_batch(b)
+        if manifest["mode"] == "incremental":
+            for r in rows:
+                rec = dict(zip(header, r, strict=True))
+                # a status-2 update is only the 迁出 itself, never later changes elsewhere
+                assert rec["RYZTDM"] != "2" or rec["GMSFHM"] in left
     assert all(r["HGBM"].startswith("50") for r in all_rows(clean_sim.drop_root, "CU",
                                                              "CU_DECL_MONTHLY"))
     tok = clean_sim.token()
