@@ -84,11 +84,13 @@ def backflow(home, drop_root, api_url, resources, bulk_only, no_publish):
                    "separate processes, as scheduled runs do.")
 def run_cmd(home, job, executor):
     """Run a Dagster job as a recorded run on the hub's instance (visible in the UI)."""
-    from pipelines.runner import failure_messages, run_job
+    from pipelines.runner import failed_checks, failure_messages, run_job
 
     result = run_job(_settings(home), job, executor)
     for msg in failure_messages(result):
         click.echo(f"FAILED {msg}", err=True)
+    for msg in failed_checks(result):
+        click.echo(f"CHECK FAILED {msg}", err=True)
     click.echo(f"run {result.run_id}: {'success' if result.success else 'failure'}")
     sys.exit(0 if result.success else 1)
 
@@ -213,7 +215,7 @@ def ui(home, port):
 def demo(home, scale, days, seed, serve, port):
     """Simulator + main job (full load, then DAYS daily increments) + summary (+ Dagster UI)."""
     from pipelines.demo import Simulator, demo_settings, reset, serve_ui
-    from pipelines.runner import failure_messages, run_job
+    from pipelines.runner import failed_checks, failure_messages, run_job
 
     home = Path(home).resolve()
     reset(home)
@@ -234,6 +236,8 @@ def demo(home, scale, days, seed, serve, port):
                        f"{'succeeded' if result.success else 'FAILED'}")
             for msg in failure_messages(result):
                 click.echo(f"    {msg}", err=True)
+            for msg in failed_checks(result):  # e.g. a provider's batch rejected whole
+                click.echo(f"    check failed: {msg}")
             ok = ok and result.success
         with _read_con(s) as con:
             headers, rows = summary_rows(con)

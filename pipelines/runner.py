@@ -65,3 +65,15 @@ def failure_messages(result: dg.ExecutionResult) -> list[str]:
             msg = err.message if err else ""
             out.append(f"{ev.step_key}: {msg.strip()}")
     return out
+
+
+def failed_checks(result: dg.ExecutionResult) -> list[str]:
+    """Checks that failed in the run (e.g. a batch rejected whole), with their descriptions."""
+    out = []
+    for ev in result.all_events:
+        if ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = ev.event_specific_data
+            if not data.passed:  # type: ignore[union-attr]
+                desc = (data.description or "").strip()  # type: ignore[union-attr]
+                out.append(f"{data.asset_key.to_user_string()} {data.check_name}: {desc}")  # type: ignore[union-attr]
+    return out
