@@ -158,7 +158,7 @@ def cremation_rec(w: World, pid: int) -> tuple[dict, tuple[str, ...]]:
     c = w.cols
     crem, home = w.deaths[pid]
     gcode, hname, hcode = w.homes[home]  # type: ignore[attr-defined]
-    rec = {"HHZMBH": f"HH{hcode}{day_str(crem)}{pid % 100000:05d}", "SZ_GMSFHM": w.id_of(pid),
+    rec = {"HHZMBH": f"HH{hcode}{day_str(crem)}{pid:07d}", "SZ_GMSFHM": w.id_of(pid),
            "SZ_XM": w.name(pid), "SZ_XBDM": str(int(c["sex"][pid])),
            "SWRQ": day_str(int(c["death"][pid])), "HHRQ": day_str(crem), "BYG_MC": hname,
            "BYG_XZQHDM": hcode}

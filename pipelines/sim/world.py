@@ -441,6 +441,14 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["addr"][young] = c["addr"][c["mother"][young]]
     c["county"][young] = c["county"][c["mother"][young]]
 
+    # unmarried twins live together: same hukou county and address
+    t1, t2 = kids[twin2 - 1], kids[twin2]
+    paired = np.zeros(w.n, dtype=bool)
+    paired[h2] = paired[w2] = True
+    home = ~paired[t1] & ~paired[t2]
+    c["county"][t2[home]] = c["county"][t1[home]]
+    c["addr"][t2[home]] = c["addr"][t1[home]]
+
     # marriages and divorces (records exist from 2004 on: split authority before that)
     all_h = np.concatenate([hus, h2])
     all_w = np.concatenate([wif, w2])
