@@ -278,6 +278,11 @@ class _ReadyServer(uvicorn.Server):
 
 def serve(cfg: SimConfig, host: str = "127.0.0.1", port: int = 8765) -> None:
     t0 = time.perf_counter()
+    old = [p for prov in ("PS", "CU") for p in (cfg.drop_root / prov).glob("*/*") if p.is_dir()]
+    if old:
+        log.warning("%s already holds %d batch folders; same-named batches are rewritten, others "
+                    "are left as they are (use a fresh --drop-root for a fresh world)",
+                    cfg.drop_root, len(old))
     sim = Simulator(cfg)
     log.info("world of %d persons built in %.1fs, day-0 deliveries written in %.1fs (node %s)",
              cfg.scale, sim.t_world, time.perf_counter() - t0, cfg.node)
