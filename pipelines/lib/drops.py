@@ -133,11 +133,27 @@ def verify(batch_dir: Path, catalog: Catalog) -> DropBatch:
         if not p.is_file():
             raise BatchRejected("missing_part", f"{m.resource}/{m.batch_id}: part {f.name} listed "
                                 "in the manifest is missing; waiting for the provider to redeliver")
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        data = p.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
         if digest != f.sha256:
+            if _is_cut_short(data):  # say what the provider must fix, not just that bytes differ
+                raise BatchRejected("truncated_part", f"{m.resource}/{m.batch_id}: {f.name} is "
+                                    f"cut short ({len(data)} bytes, gzip stream incomplete, "
+                                    "sha256 differs from the manifest)")
             raise BatchRejected("checksum_mismatch", f"{m.resource}/{m.batch_id}: {f.name} sha256 "
                                 f"{digest[:12]}… does not match the manifest's {f.sha256[:12]}…")
     return DropBatch(batch_dir, m)
+
+
+def _is_cut_short(data: bytes) -> bool:
+    d = zlib.decompressobj(wbits=31)
+    try:
+        while data:
+            d.decompress(data, 1 << 20)
+            data = d.unconsumed_tail
+        return not d.eof
+    except zlib.error:
+        return False  # damaged rather than short
 
 
 def _gunzip(path: Path, label: str) -> bytes:
@@ -187,7 +203,7 @@ def _parse_part(data: bytes, encoding: str, name: str, resource: Resource, label
         text = data.decode(encoding)
     except UnicodeDecodeError:
         return _parse_part_slow(data, encoding, name, resource)
-    header_line = text.split("\n", 1)[0].rstrip("\r")
+    header_line = text[: text.find("\n")].rstrip("\r") if "\n" in text else text
     header = next(csv.reader([header_line])) if header_line else []
     plan = plan_header(resource, header)
     invalid: list[int] = []

@@ -105,7 +105,22 @@ def writer(path: Path, timeout: float = 600.0):
             con.close()
 
 
+def _schema_fingerprint(catalog: Catalog) -> str:
+    import hashlib
+
+    spec = OPS_DDL + "".join(f"{r.key}:{[(f.code, f.duckdb_type) for f in r.stored_fields]}"
+                             for r in catalog.resources.values())
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """Create what is missing. Skipped (one cheap read) when the warehouse already has this schema."""
+    fp = _schema_fingerprint(catalog)
+    try:
+        if con.execute("SELECT fingerprint FROM ops.schema_version").fetchone() == (fp,):
+            return
+    except duckdb.CatalogException:
+        pass
     con.execute(OPS_DDL)
     for r in catalog.resources.values():
         cols = ", ".join(f"{ident(f.code)} {f.duckdb_type}" for f in r.stored_fields)
@@ -116,6 +131,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         fields = ", ".join(ident(f.code) for f in r.stored_fields)
         con.execute(f"""CREATE OR REPLACE VIEW cur.{r.key} AS SELECT {fields},
             _gxsj, _batch_id, _file, _line FROM hist.{r.key} WHERE _is_current AND _op <> 'D'""")
+    con.execute("CREATE OR REPLACE TABLE ops.schema_version AS SELECT ? AS fingerprint, "
+                "now() AS applied_at", [fp])
 
 
 def batch_status(con, resource: str, batch_id: str) -> str | None:
