@@ -12,6 +12,7 @@ import duckdb
 
 from pipelines.lib.settings import Settings
 from pipelines.lib.tables import render
+from pipelines.sim.cli import sim as sim_group
 
 
 def _settings(home: str | None, drop_root: str | None = None, api_url: str | None = None):
@@ -252,12 +253,7 @@ def demo(home, scale, days, seed, serve, port):
         sim.stop()
 
 
-try:  # the simulator's own command group: `huiliu sim serve|advance|status|truth`
-    from pipelines.sim.cli import sim as _sim_group
-
-    main.add_command(_sim_group, "sim")
-except ImportError as _e:  # pragma: no cover - only while the simulator is not installed
-    _SIM_IMPORT_ERROR = _e
+main.add_command(sim_group, "sim")  # the simulator's own commands: serve, advance, status, truth
 
 
 if __name__ == "__main__":

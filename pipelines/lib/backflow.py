@@ -80,8 +80,9 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
             try:
                 batch = drops.verify(batch_dir, catalog)
                 parsed = drops.parse(batch, resource)
-                folder = land(settings.landing, resource.provider, parsed, batch.manifest.raw)
-                run.loaded.append(load_batch(con, catalog, resource, folder,
+                folder, rows = land(settings.landing, resource.provider, parsed,
+                                    batch.manifest.raw)
+                run.loaded.append(load_batch(con, catalog, resource, folder, rows=rows,
                                              extracted_at=batch.manifest.extracted_at))
             except BatchRejected as e:
                 log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
@@ -165,13 +166,13 @@ def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
         if not page.has_more:
             break
     parsed = _combine(resource, batch_id, "full", parts)
-    folder = land(settings.landing, resource.provider, parsed,
-                  {"delivery": "api", "snapshot_id": snap.snapshot_id, "as_of": snap.as_of,
-                   "rows_announced": snap.rows})
+    folder, rows = land(settings.landing, resource.provider, parsed,
+                        {"delivery": "api", "snapshot_id": snap.snapshot_id, "as_of": snap.as_of,
+                         "rows_announced": snap.rows})
     as_of = dt.datetime.fromisoformat(snap.as_of)
     with writer(settings.warehouse_path) as con:
         run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=as_of,
-                                     cursor=(snap.feed_cursor, snap.snapshot_id)))
+                                     cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows))
     return snap.feed_cursor
 
 
@@ -192,14 +193,14 @@ def _follow_changes(settings, catalog, client, resource, cursor: str, done: int,
         if rows == 0:
             return
         parsed = _combine(resource, batch_id, "incremental", parts)
-        folder = land(settings.landing, resource.provider, parsed,
-                      {"delivery": "api", "start_cursor": start, "next_cursor": cursor})
+        folder, landed = land(settings.landing, resource.provider, parsed,
+                              {"delivery": "api", "start_cursor": start, "next_cursor": cursor})
         with writer(settings.warehouse_path) as con:
             if batch_status(con, resource.code, batch_id) == "loaded":
                 raise RuntimeError(f"{resource.code}: batch {batch_id} already loaded from another "
                                    "cursor; two runs pulled the same feed at once")
             run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
-                                         cursor=(cursor, None)))
+                                         cursor=(cursor, None), rows=landed))
         done += 1
         if not has_more:
             return

@@ -199,11 +199,17 @@ def _merge_incidents(incidents):
 
 
 def _parse_part(data: bytes, encoding: str, name: str, resource: Resource, label: str):
+    """Fast path: decode in one call, let Arrow's CSV reader parse. Anything unusual (bytes that do
+    not decode, a wrong column count, a value spanning lines) goes to the line-exact path.
+    (Arrow's own transcoding measured slower here than one bytes.decode plus UTF-8 re-encode.)"""
     try:
-        text = data.decode(encoding)
+        utf8 = data if encoding == "utf-8" else data.decode(encoding).encode("utf-8")
+        if encoding == "utf-8":
+            data.decode("utf-8")  # validate: Arrow would otherwise pass bad bytes through
     except UnicodeDecodeError:
         return _parse_part_slow(data, encoding, name, resource)
-    header_line = text[: text.find("\n")].rstrip("\r") if "\n" in text else text
+    end = utf8.find(b"\n")
+    header_line = (utf8[:end] if end >= 0 else utf8).decode("utf-8").rstrip("\r")
     header = next(csv.reader([header_line])) if header_line else []
     plan = plan_header(resource, header)
     invalid: list[int] = []
@@ -214,7 +220,7 @@ def _parse_part(data: bytes, encoding: str, name: str, resource: Resource, label
 
     try:
         raw = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(utf8),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
@@ -224,7 +230,8 @@ def _parse_part(data: bytes, encoding: str, name: str, resource: Resource, label
         )
     except pa.ArrowInvalid:
         return _parse_part_slow(data, encoding, name, resource)
-    physical_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    # 0x0A never occurs inside a GBK/GB18030/UTF-8 multi-byte character: counting bytes is exact.
+    physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if invalid or physical_lines != raw.num_rows + 1:
         # Rare cases (wrong column count, values spanning lines): the exact path keeps line numbers.
         return _parse_part_slow(data, encoding, name, resource)

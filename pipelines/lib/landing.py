@@ -38,18 +38,22 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> Path:
-    """Write the batch's landing folder atomically and return its path."""
+def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> tuple[Path, pa.Table]:
+    """Write the batch's landing folder atomically; return its path and the landed rows."""
     final = landing_dir(root, provider, parsed.resource, parsed.batch_id)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed earlier attempt
         shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     tmp.mkdir()
-    pq.write_table(parsed.table, tmp / "rows.parquet", compression="zstd")
+    # _ord: the row's position in the batch (parts in manifest order, lines in file order), so the
+    # loader never has to sort to know which of two rows came later.
+    table = parsed.table.append_column("_ord", pa.array(range(1, parsed.table.num_rows + 1),
+                                                        pa.int64()))
+    pq.write_table(table, tmp / "rows.parquet", compression="snappy")
     rejected = pa.Table.from_pylist([dataclasses.asdict(r) for r in parsed.rejected],
                                     schema=REJECTED_SCHEMA)
-    pq.write_table(rejected, tmp / "rejected.parquet", compression="zstd")
+    pq.write_table(rejected, tmp / "rejected.parquet", compression="snappy")
     meta = {
         "resource": parsed.resource, "batch_id": parsed.batch_id, "mode": parsed.mode,
         "received": parsed.received, "readable_rows": parsed.table.num_rows,
@@ -64,7 +68,7 @@ def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> Path:
     if final.exists():  # an earlier attempt landed but never loaded: replace it whole
         shutil.rmtree(final)
     os.rename(tmp, final)
-    return final
+    return final, table
 
 
 def read_meta(folder: Path) -> dict:

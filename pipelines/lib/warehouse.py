@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.landing import read_meta
@@ -166,8 +167,12 @@ class LoadResult:
 
 def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
                extracted_at: dt.datetime | None = None, cursor: tuple[str, str | None] | None = None,
-               ) -> LoadResult:
-    """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows."""
+               rows: pa.Table | None = None) -> LoadResult:
+    """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows.
+
+    `rows` may pass the landed rows.parquet already in memory (what `land` returned) to spare a
+    re-read; the landed file is what a rebuild reads.
+    """
     meta = read_meta(folder)
     batch_id = meta["batch_id"]
     if batch_status(con, resource.code, batch_id) == "loaded":
@@ -175,7 +180,7 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
     t0 = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
-        result = _load(con, catalog, resource, folder, meta, extracted_at)
+        result = _load(con, catalog, resource, folder, meta, extracted_at, rows)
         if cursor is not None:
             con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
                 SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
@@ -191,14 +196,19 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
 
 
 def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
-          extracted_at: dt.datetime | None) -> LoadResult:
+          extracted_at: dt.datetime | None, rows: pa.Table | None) -> LoadResult:
     batch_id = meta["batch_id"]
     now = dt.datetime.now(dt.UTC)
-    seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchone()[0]
+    seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
     stored = [f.code for f in r.stored_fields]
     landed_cols = stored + ["CZLX", "GXSJ"]
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE s AS SELECT *, row_number() OVER
-        (ORDER BY _file, _line) AS _ord FROM read_parquet(?)""", [str(folder / "rows.parquet")])
+    if rows is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE s AS SELECT * FROM read_parquet(?)",
+                    [str(folder / "rows.parquet")])
+    else:
+        con.register("landed_rows", rows)
+        con.execute("CREATE OR REPLACE TEMP TABLE s AS SELECT * FROM landed_rows")
+        con.unregister("landed_rows")
 
     # 1. Row-level problems: the row goes to quarantine with every failing field, and is not loaded.
     problems = "list_filter([" + ", ".join(problem_exprs(r, catalog.standard_fields)) + \
@@ -235,12 +245,20 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
         """)
     superseded = con.execute("SELECT count(*) FROM dup").fetchone()[0]
 
-    # 4. New versions.
+    # 4. New versions. A key that appears once in the batch and never before is current with an
+    #    open interval right away (the common case: a full load, a day's new records); keys with
+    #    several versions here or earlier ones in the warehouse are re-derived in step 6.
     cols = ", ".join(ident(c) for c in stored)
-    con.execute(f"""INSERT INTO hist.{r.key} SELECT {cols}, _op, _gxsj, _gxsj, NULL, false,
-        _row_hash, ?, _file, _line, ? * {VID_STRIDE} + _ord, ? FROM t ANTI JOIN dup USING (_ord)""",
-                [batch_id, seq, now])
-    staged = con.execute("SELECT count(*) FROM t").fetchone()[0] - superseded
+    con.execute("CREATE OR REPLACE TEMP TABLE n AS SELECT * FROM t ANTI JOIN dup USING (_ord)")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE multi AS
+        SELECT {k} FROM n GROUP BY ALL HAVING count(*) > 1
+        UNION SELECT DISTINCT {key_cols(r, 'n.')} FROM n SEMI JOIN hist.{r.key} h
+            ON {key_join(r, 'n', 'h')}""")
+    for simple, join in ((True, "ANTI"), (False, "SEMI")):
+        con.execute(f"""INSERT INTO hist.{r.key} SELECT {cols}, _op, _gxsj, _gxsj, NULL, {simple},
+            _row_hash, ?, _file, _line, ? * {VID_STRIDE} + _ord, ? FROM n {join} JOIN multi
+            USING ({k})""", [batch_id, seq, now])
+    staged = con.execute("SELECT count(*) FROM n").fetchone()[0]
 
     # 5. A full snapshot deletes every current key it does not mention (readable or not).
     deleted = 0
@@ -253,14 +271,18 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                 SELECT 1 FROM s WHERE {key_join(r, 's', 'h')})""",
                               [at, at, batch_id, seq, now]).fetchone()[0]
 
-    # 6. Re-derive validity for every key this batch touched (arrival order does not matter).
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE touched AS
-        SELECT DISTINCT {k} FROM hist.{r.key} WHERE _batch_id = ?""", [batch_id])
-    con.execute(f"""UPDATE hist.{r.key} AS h SET _valid_to = w.valid_to, _is_current = w.is_current
-        FROM (SELECT _vid, lead(_gxsj) OVER (PARTITION BY {k} ORDER BY _gxsj, _vid) AS valid_to,
-                row_number() OVER (PARTITION BY {k} ORDER BY _gxsj DESC, _vid DESC) = 1 AS is_current
-              FROM hist.{r.key} SEMI JOIN touched USING ({k})) w
-        WHERE h._vid = w._vid""")
+    # 6. Re-derive validity for keys that already had versions (arrival order does not matter).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE touched AS SELECT * FROM multi UNION
+        SELECT {k} FROM hist.{r.key} WHERE _batch_id = ? AND _op = 'D' AND _row_hash IS NULL""",
+                [batch_id])
+    if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
+        con.execute(f"""UPDATE hist.{r.key} AS h SET _valid_to = w.valid_to,
+                _is_current = w.is_current
+            FROM (SELECT _vid, lead(_gxsj) OVER (PARTITION BY {k} ORDER BY _gxsj, _vid) AS valid_to,
+                    row_number() OVER (PARTITION BY {k} ORDER BY _gxsj DESC, _vid DESC) = 1
+                        AS is_current
+                  FROM hist.{r.key} SEMI JOIN touched USING ({k})) w
+            WHERE h._vid = w._vid""")
 
     # 7. Incidents and accounting: received = staged + quarantined + superseded, or nothing commits.
     for inc in meta["incidents"]:
@@ -282,7 +304,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                 [r.code, batch_id, r.provider, r.delivery, meta["mode"], seq, received, staged,
                  quarantined, superseded, deleted, len(meta["incidents"]), ok,
                  extracted_at or src.get("extracted_at"), str(folder), now])
-    for tmp in ("s", "p", "t", "dup", "touched"):
+    for tmp in ("s", "p", "t", "dup", "n", "multi", "touched"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")
     return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
                       len(meta["incidents"]))
