@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.landing import read_meta
@@ -202,13 +203,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
     stored = [f.code for f in r.stored_fields]
     landed_cols = stored + ["CZLX", "GXSJ"]
-    if rows is None:
-        con.execute("CREATE OR REPLACE TEMP TABLE s AS SELECT * FROM read_parquet(?)",
-                    [str(folder / "rows.parquet")])
-    else:
-        con.register("landed_rows", rows)
-        con.execute("CREATE OR REPLACE TEMP TABLE s AS SELECT * FROM landed_rows")
-        con.unregister("landed_rows")
+    # The landed rows are scanned in place as Arrow (no copy into DuckDB).
+    con.register("s", rows if rows is not None else pq.read_table(folder / "rows.parquet"))
 
     # 1. Row-level problems: the row goes to quarantine with every failing field, and is not loaded.
     problems = "list_filter([" + ", ".join(problem_exprs(r, catalog.standard_fields)) + \
@@ -235,8 +231,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     # 3. Superseded duplicates: the same change again in this batch, or a version already held.
     k = key_cols(r)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE dup AS
-        SELECT _ord FROM (SELECT _ord, row_number() OVER (PARTITION BY {k}, _gxsj, _row_hash,
-            (_op = 'D') ORDER BY _ord) AS n FROM t) WHERE n > 1
+        SELECT _ord FROM t ANTI JOIN (SELECT min(_ord) AS _ord FROM t
+            GROUP BY {k}, _gxsj, _row_hash, (_op = 'D')) first USING (_ord)
         UNION
         SELECT t._ord FROM t JOIN hist.{r.key} h ON {key_join(r, 't', 'h')}
         WHERE (t._op = 'D') = (h._op = 'D') AND (
@@ -249,7 +245,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     #    open interval right away (the common case: a full load, a day's new records); keys with
     #    several versions here or earlier ones in the warehouse are re-derived in step 6.
     cols = ", ".join(ident(c) for c in stored)
-    con.execute("CREATE OR REPLACE TEMP TABLE n AS SELECT * FROM t ANTI JOIN dup USING (_ord)")
+    con.execute("CREATE OR REPLACE TEMP VIEW n AS SELECT * FROM t ANTI JOIN dup USING (_ord)")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE multi AS
         SELECT {k} FROM n GROUP BY ALL HAVING count(*) > 1
         UNION SELECT DISTINCT {key_cols(r, 'n.')} FROM n SEMI JOIN hist.{r.key} h
@@ -304,7 +300,9 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                 [r.code, batch_id, r.provider, r.delivery, meta["mode"], seq, received, staged,
                  quarantined, superseded, deleted, len(meta["incidents"]), ok,
                  extracted_at or src.get("extracted_at"), str(folder), now])
-    for tmp in ("s", "p", "t", "dup", "n", "multi", "touched"):
+    con.execute("DROP VIEW IF EXISTS n")
+    for tmp in ("p", "t", "dup", "multi", "touched"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")
+    con.unregister("s")
     return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
                       len(meta["incidents"]))
