@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipelines.lib import drops
-from pipelines.lib.api_client import PlatformClient
+from pipelines.lib.api_client import Page, PlatformClient
 from pipelines.lib.api_records import parse_records
 from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.landing import land
@@ -156,15 +158,11 @@ def _parse_page(resource, batch_id: str, mode: str, label: str, records) -> Pars
 
 def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
     batch_id = f"snap-{snap.snapshot_id}"
-    parts, page_cursor, n = [], "", 0
-    while True:
-        page = client.snapshot_page(resource.code, snap.snapshot_id, page_cursor,
-                                    settings.api_page_size)
-        n += 1
-        parts.append(_parse_page(resource, batch_id, "full", f"snapshot-p{n:05d}", page.records))
-        page_cursor = page.next_cursor
-        if not page.has_more:
-            break
+    def fetch(cur: str) -> Page:
+        return client.snapshot_page(resource.code, snap.snapshot_id, cur, settings.api_page_size)
+
+    parts = [_parse_page(resource, batch_id, "full", f"snapshot-p{n:05d}", page.records)
+             for n, page in enumerate(_pages(fetch, "", resource.code), start=1)]
     parsed = _combine(resource, batch_id, "full", parts)
     folder, rows = land(settings.landing, resource.provider, parsed,
                         {"delivery": "api", "snapshot_id": snap.snapshot_id, "as_of": snap.as_of,
@@ -176,34 +174,78 @@ def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
     return snap.feed_cursor
 
 
+def _pages(fetch_page: Callable[[str], Page], cursor: str, label: str, depth: int = 4):
+    """Yield pages from `cursor` on while the next ones are fetched in a background thread, so
+    network time overlaps parsing and loading. Errors reach the caller at the page they stopped."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fetch(cur: str) -> None:
+        try:
+            while not stop.is_set():
+                page = fetch_page(cur)
+                cur = page.next_cursor
+                q.put(("page", page))
+                if not page.has_more:
+                    break
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer, re-raised there
+            q.put(("error", e))
+
+    worker = threading.Thread(target=fetch, args=(cursor,), daemon=True, name=f"fetch-{label}")
+    worker.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
+
+
 def _follow_changes(settings, catalog, client, resource, cursor: str, done: int,
                     run: ResourceRun) -> None:
-    while True:
+    parts: list[ParsedBatch] = []
+    start, rows, n = cursor, 0, 0
+    fetched_at = dt.datetime.now(dt.UTC)
+    def fetch(cur: str) -> Page:
+        return client.changes(resource.code, cur, settings.api_page_size)
+
+    for page in _pages(fetch, cursor, resource.code):
         batch_id = f"chg-{done + 1:08d}"  # same start cursor after a crash -> same batch id
-        start, parts, rows, n, has_more = cursor, [], 0, 0, True
-        fetched_at = dt.datetime.now(dt.UTC)
-        while has_more and rows < settings.api_batch_rows:
-            page = client.changes(resource.code, cursor, settings.api_page_size)
-            n += 1
-            if page.records:
-                parts.append(_parse_page(resource, batch_id, "incremental", f"page-{n:05d}",
-                                         page.records))
-                rows += len(page.records)
-            cursor, has_more = page.next_cursor, page.has_more
-        if rows == 0:
-            return
-        parsed = _combine(resource, batch_id, "incremental", parts)
-        folder, landed = land(settings.landing, resource.provider, parsed,
-                              {"delivery": "api", "start_cursor": start, "next_cursor": cursor})
-        with writer(settings.warehouse_path) as con:
-            if batch_status(con, resource.code, batch_id) == "loaded":
-                raise RuntimeError(f"{resource.code}: batch {batch_id} already loaded from another "
-                                   "cursor; two runs pulled the same feed at once")
-            run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
-                                         cursor=(cursor, None), rows=landed))
-        done += 1
-        if not has_more:
-            return
+        n += 1
+        if page.records:
+            parts.append(_parse_page(resource, batch_id, "incremental", f"page-{n:05d}",
+                                     page.records))
+            rows += len(page.records)
+        cursor = page.next_cursor
+        if rows and (rows >= settings.api_batch_rows or not page.has_more):
+            _load_changes(settings, catalog, resource, batch_id, parts, start, cursor,
+                          fetched_at, run)
+            done += 1
+            parts, start, rows, n = [], cursor, 0, 0
+            fetched_at = dt.datetime.now(dt.UTC)
+
+
+def _load_changes(settings, catalog, resource, batch_id, parts, start, cursor, fetched_at,
+                  run: ResourceRun) -> None:
+    parsed = _combine(resource, batch_id, "incremental", parts)
+    folder, landed = land(settings.landing, resource.provider, parsed,
+                          {"delivery": "api", "start_cursor": start, "next_cursor": cursor})
+    with writer(settings.warehouse_path) as con:
+        if batch_status(con, resource.code, batch_id) == "loaded":
+            raise RuntimeError(f"{resource.code}: batch {batch_id} already loaded from another "
+                               "cursor; two runs pulled the same feed at once")
+        run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
+                                     cursor=(cursor, None), rows=landed))
 
 
 def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:
