@@ -21,10 +21,15 @@ def _columns(records: list[dict], names: list[str]) -> dict[str, pa.Array]:
     try:  # fast path: Arrow converts the dicts in C++ when every value is a string or null
         table = pa.Table.from_struct_array(pa.array(
             records, type=pa.struct([(c, pa.string()) for c in names])))
-        return {c: pc.if_else(pc.equal(table.column(c), ""), None, table.column(c))
-                .combine_chunks() for c in names}
+        return {c: _empty_as_null(table.column(c).combine_chunks()) for c in names}
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or nested values: convert one by one
         return {c: pa.array([_text(r.get(c)) for r in records], pa.string()) for c in names}
+
+
+def _empty_as_null(col: pa.Array) -> pa.Array:
+    if pc.any(pc.equal(col, "")).as_py():
+        return pc.if_else(pc.equal(col, ""), None, col)
+    return col
 
 
 def parse_records(resource: Resource, batch_id: str, mode: str,

@@ -115,7 +115,11 @@ def _combine(resource: Resource, batch_id: str, mode: str, parts: list[ParsedBat
 
 
 def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:
-    """Take a new full snapshot if the platform has one, then follow the change feed to its end."""
+    """Take a new full snapshot if the platform has one, then follow the change feed to its end.
+
+    One writer session for the whole pull (as for bulk): pages are prefetched in a thread, so the
+    lock is held while rows are parsed and loaded, not while waiting on a slow platform for long.
+    """
     t0 = time.perf_counter()
     run = ResourceRun(resource.code)
     client = _client(settings)
@@ -126,25 +130,24 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                               [resource.code]).fetchone()
             done = con.execute("SELECT count(*) FROM ops.batches WHERE resource = ? AND batch_id "
                                "LIKE 'chg-%' AND status = 'loaded'", [resource.code]).fetchone()[0]
-        cursor, snapshot_id = (row[0], row[1]) if row else (None, None)
-        snaps = client.snapshots(resource.code)
-        try:
-            if snaps and (snapshot_id is None or snaps[-1].snapshot_id > snapshot_id):
-                cursor = _take_snapshot(settings, catalog, client, resource, snaps[-1], run)
-            _follow_changes(settings, catalog, client, resource, cursor or "", done, run)
-        except BatchRejected as e:
-            # The cursor stays before the rejected batch: every run asks again until the
-            # provider's feed delivers it in a usable form.
-            batch_id = getattr(e, "batch_id", "?")
-            log.error("batch %s/%s rejected: %s", resource.code, batch_id, e)
-            with writer(settings.warehouse_path) as con:
+            cursor, snapshot_id = (row[0], row[1]) if row else (None, None)
+            snaps = client.snapshots(resource.code)
+            try:
+                if snaps and (snapshot_id is None or snaps[-1].snapshot_id > snapshot_id):
+                    cursor = _take_snapshot(con, settings, catalog, client, resource, snaps[-1],
+                                            run)
+                _follow_changes(con, settings, catalog, client, resource, cursor or "", done, run)
+            except BatchRejected as e:
+                # The cursor stays before the rejected batch: every run asks again until the
+                # provider's feed delivers it in a usable form.
+                batch_id = getattr(e, "batch_id", "?")
+                log.error("batch %s/%s rejected: %s", resource.code, batch_id, e)
                 record_rejection(con, resource, batch_id, e.code, e.message)
-            run.rejected.append((batch_id, str(e)))
+                run.rejected.append((batch_id, str(e)))
+            run.api_stats = dict(client.stats)
+            _record_run(con, run, time.perf_counter() - t0)
     finally:
-        run.api_stats = dict(client.stats)
         client.close()
-    with writer(settings.warehouse_path) as con:
-        _record_run(con, run, time.perf_counter() - t0)
     return run
 
 
@@ -156,7 +159,7 @@ def _parse_page(resource, batch_id: str, mode: str, label: str, records) -> Pars
         raise
 
 
-def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
+def _take_snapshot(con, settings, catalog, client, resource, snap, run) -> str:
     batch_id = f"snap-{snap.snapshot_id}"
     def fetch(cur: str) -> Page:
         return client.snapshot_page(resource.code, snap.snapshot_id, cur, settings.api_page_size)
@@ -168,9 +171,8 @@ def _take_snapshot(settings, catalog, client, resource, snap, run) -> str:
                         {"delivery": "api", "snapshot_id": snap.snapshot_id, "as_of": snap.as_of,
                          "rows_announced": snap.rows})
     as_of = dt.datetime.fromisoformat(snap.as_of)
-    with writer(settings.warehouse_path) as con:
-        run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=as_of,
-                                     cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows))
+    run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=as_of,
+                                 cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows))
     return snap.feed_cursor
 
 
@@ -211,7 +213,7 @@ def _pages(fetch_page: Callable[[str], Page], cursor: str, label: str, depth: in
                 worker.join(0.05)
 
 
-def _follow_changes(settings, catalog, client, resource, cursor: str, done: int,
+def _follow_changes(con, settings, catalog, client, resource, cursor: str, done: int,
                     run: ResourceRun) -> None:
     parts: list[ParsedBatch] = []
     start, rows, n = cursor, 0, 0
@@ -228,24 +230,23 @@ def _follow_changes(settings, catalog, client, resource, cursor: str, done: int,
             rows += len(page.records)
         cursor = page.next_cursor
         if rows and (rows >= settings.api_batch_rows or not page.has_more):
-            _load_changes(settings, catalog, resource, batch_id, parts, start, cursor,
+            _load_changes(con, settings, catalog, resource, batch_id, parts, start, cursor,
                           fetched_at, run)
             done += 1
             parts, start, rows, n = [], cursor, 0, 0
             fetched_at = dt.datetime.now(dt.UTC)
 
 
-def _load_changes(settings, catalog, resource, batch_id, parts, start, cursor, fetched_at,
+def _load_changes(con, settings, catalog, resource, batch_id, parts, start, cursor, fetched_at,
                   run: ResourceRun) -> None:
     parsed = _combine(resource, batch_id, "incremental", parts)
     folder, landed = land(settings.landing, resource.provider, parsed,
                           {"delivery": "api", "start_cursor": start, "next_cursor": cursor})
-    with writer(settings.warehouse_path) as con:
-        if batch_status(con, resource.code, batch_id) == "loaded":
-            raise RuntimeError(f"{resource.code}: batch {batch_id} already loaded from another "
-                               "cursor; two runs pulled the same feed at once")
-        run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
-                                     cursor=(cursor, None), rows=landed))
+    if batch_status(con, resource.code, batch_id) == "loaded":
+        raise RuntimeError(f"{resource.code}: batch {batch_id} already loaded from another "
+                           "cursor; two runs pulled the same feed at once")
+    run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
+                                 cursor=(cursor, None), rows=landed))
 
 
 def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:

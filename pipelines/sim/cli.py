@@ -36,10 +36,12 @@ def sim() -> None:
 @click.option("--defect-profile", default="default", show_default=True,
               type=click.Choice(["default", "none"]))
 @click.option("--faults", "faults_json", default=None, help='JSON, e.g. \'{"http_5xx": 0.05}\'.')
+@click.option("--defects", "defects_json", default=None,
+              help='JSON rates on top of the profile, e.g. \'{"bad_value": 0.01}\' (day 0 too).')
 @click.option("--activity", default=1.0, show_default=True, type=float,
               help="Multiplier on every daily event rate (livelier small worlds).")
 def serve(seed, scale, node, host, port, drop_root, state_dir, start_date, part_rows, token_ttl,
-          rate_limit, defect_profile, faults_json, activity) -> None:
+          rate_limit, defect_profile, faults_json, defects_json, activity) -> None:
     """Build the world, write day-0 deliveries, then serve the API until interrupted."""
     from pipelines.sim.config import SimConfig
     from pipelines.sim.server import serve as run
@@ -48,8 +50,9 @@ def serve(seed, scale, node, host, port, drop_root, state_dir, start_date, part_
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         faults = json.loads(faults_json) if faults_json else {}
-        if not isinstance(faults, dict):
-            raise ValueError("--faults must be a JSON object")
+        defects = json.loads(defects_json) if defects_json else {}
+        if not isinstance(faults, dict) or not isinstance(defects, dict):
+            raise ValueError("--faults and --defects must be JSON objects")
         cfg = SimConfig.with_profile(
             defect_profile, seed=seed, scale=scale, node=node,
             start_date=dt.date.fromisoformat(start_date), drop_root=Path(drop_root),
@@ -57,6 +60,7 @@ def serve(seed, scale, node, host, port, drop_root, state_dir, start_date, part_
             rate_limit=rate_limit, activity=activity)
         from pipelines.sim.config import update_rates
         cfg.faults = update_rates(cfg.faults, faults, "fault")
+        cfg.defects = update_rates(cfg.defects, defects, "defect")
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     run(cfg, host=host, port=port)
