@@ -44,6 +44,12 @@ class ResourceRun:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (batch_id, message)
     elapsed_s: float = 0.0
     api_stats: dict[str, int] = field(default_factory=dict)  # requests, retries (API only)
+    stage_s: dict[str, float] = field(default_factory=dict)  # seconds per stage, for tuning
+
+    def timed(self, stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.stage_s[stage] = self.stage_s.get(stage, 0.0) + now - t0
+        return now
 
     def total(self, attr: str) -> int:
         return sum(getattr(x, attr) for x in self.loaded)
@@ -53,7 +59,8 @@ class ResourceRun:
                 "batches_rejected": len(self.rejected),
                 **{a: self.total(a) for a in ("received", "staged", "quarantined", "superseded",
                                               "deleted_by_snapshot", "incidents")},
-                "elapsed_s": round(self.elapsed_s, 3), **self.api_stats}
+                "elapsed_s": round(self.elapsed_s, 3), **self.api_stats,
+                **{f"{k}_s": round(v, 3) for k, v in self.stage_s.items()}}
 
 
 def prepare(settings: Settings, catalog: Catalog) -> None:
@@ -80,12 +87,17 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                 run.skipped += 1
                 continue
             try:
+                t = time.perf_counter()
                 batch = drops.verify(batch_dir, catalog)
+                t = run.timed("verify", t)
                 parsed = drops.parse(batch, resource)
+                t = run.timed("parse", t)
                 folder, rows = land(settings.landing, resource.provider, parsed,
                                     batch.manifest.raw)
+                t = run.timed("land", t)
                 run.loaded.append(load_batch(con, catalog, resource, folder, rows=rows,
                                              extracted_at=batch.manifest.extracted_at))
+                run.timed("load", t)
             except BatchRejected as e:
                 log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
                 record_rejection(con, resource, batch_dir.name, e.code, e.message)

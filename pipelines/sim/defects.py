@@ -22,7 +22,9 @@ EXPECTED = {
     "id_15_digit": "staged", "id_lowercase_x": "staged", "id_fullwidth": "staged",
     "id_space": "staged", "code_variant": "staged", "rare_char_name": "staged",
     "duplicate_row": "superseded", "resend_row": "superseded", "stale_status": "superseded",
-    "modify_before_add": "staged", "modify_before_add_i": "superseded",
+    # The add that arrives after its modify is the earlier version: kept, so history starts at its
+    # GXSJ (what was true when), not dropped as a duplicate.
+    "modify_before_add": "staged", "modify_before_add_i": "staged",
     "bad_value": "quarantined", "wrong_columns": "quarantined", "missing_key": "quarantined",
     "bad_bytes": "quarantined", "overshare": "incident", "undeclared_field": "incident",
     "schema_drift": "rejected_batch",

@@ -67,16 +67,16 @@ def test_bulk_fault_is_rejected_whole_then_taken_when_redelivered(tmp_path, faul
 BACKFLOW_STAGE = {"id_bad_checksum": "staged", "uscc_bad_checksum": "staged"}
 
 
-RATES = {"bad_value": 0.01, "wrong_columns": 0.005, "missing_key": 0.005, "bad_bytes": 0.005,
-         "duplicate_row": 0.01, "resend_row": 0.01, "overshare_batch": 0.5,
-         "undeclared_field": 0.3, "schema_drift_batch": 0.3, "id_bad_checksum": 0.01,
-         "code_variant": 0.01}
+RATES = {"bad_value": 0.02, "wrong_columns": 0.01, "missing_key": 0.01, "bad_bytes": 0.01,
+         "duplicate_row": 0.02, "resend_row": 0.02, "overshare_batch": 0.5,
+         "undeclared_field": 0.3, "schema_drift_batch": 0.2, "id_bad_checksum": 0.01,
+         "code_variant": 0.02}
 
 
 def test_every_bulk_defect_ends_in_the_right_place(tmp_path):
     import json
 
-    with Simulator(tmp_path / "sim", scale=3000, seed=9,
+    with Simulator(tmp_path / "sim", scale=5000, seed=9,
                    extra=["--activity", "20", "--defects", json.dumps(RATES)]) as sim:
         for _ in range(4):
             sim.advance(1)
@@ -87,26 +87,38 @@ def test_every_bulk_defect_ends_in_the_right_place(tmp_path):
     seen = {d["defect_code"] for d in bulk}
     assert {"bad_value", "wrong_columns", "missing_key", "bad_bytes", "duplicate_row",
             "overshare", "schema_drift", "code_variant", "rare_char_name"} <= seen, seen
-    staged = set(q(s, "SELECT _batch_id, _file, _line FROM hist.ps_pop_basic UNION ALL "
-                      "SELECT _batch_id, _file, _line FROM hist.ps_hukou_move UNION ALL "
-                      "SELECT _batch_id, _file, _line FROM hist.cu_decl_monthly"))
-    quarantined = set(q(s, "SELECT batch_id, file, line FROM ops.quarantine"))
-    incidents = set(q(s, "SELECT batch_id, field FROM ops.incidents"))
-    rejected = {b for (b,) in q(s, "SELECT batch_id FROM ops.rejections")}
+    # batch ids are unique per resource only: every key below starts with the resource
+    staged = set(q(s, " UNION ALL ".join(
+        f"SELECT '{r.code}', _batch_id, _file, _line FROM hist.{r.key}" for r in BULK)))
+    quarantined = set(q(s, "SELECT resource, batch_id, file, line FROM ops.quarantine"))
+    incidents = set(q(s, "SELECT resource, batch_id, field FROM ops.incidents"))
+    rejected = set(q(s, "SELECT resource, batch_id FROM ops.rejections"))
+    # A row can carry several defects; its fate is the strongest one (a lowercase x on a row that
+    # also has a bad date is quarantined). Column defects (incidents) are judged per batch.
+    strength = ["staged", "superseded", "quarantined", "rejected_batch"]
+    fate: dict[tuple, str] = {}
+    for d in bulk:
+        expected = BACKFLOW_STAGE.get(d["defect_code"], d["expected"])
+        if expected in strength and d["line"] is not None:
+            where = (d["resource"], d["batch_id"], d["file"], d["line"])
+            fate[where] = max(fate.get(where, "staged"), expected, key=strength.index)
     wrong, checked = [], 0
     for d in bulk:
         expected = BACKFLOW_STAGE.get(d["defect_code"], d["expected"])
-        where = (d["batch_id"], d["file"], d["line"])
-        if d["batch_id"] in rejected and expected != "rejected_batch":
+        where = (d["resource"], d["batch_id"], d["file"], d["line"])
+        batch = (d["resource"], d["batch_id"])
+        if batch in rejected and expected != "rejected_batch":
             continue  # the whole batch was rejected for another defect (schema drift)
+        expected = fate.get(where, expected)
         ok = {
             "staged": where in staged,
             "quarantined": where in quarantined,
             "superseded": where not in staged and where not in quarantined,
-            "incident": (d["batch_id"], d["field"]) in incidents,
-            "rejected_batch": d["batch_id"] in rejected,
+            "incident": (*batch, d["field"]) in incidents,
+            "rejected_batch": batch in rejected,
         }[expected]
         checked += 1
         if not ok:
             wrong.append((d["defect_code"], expected, where))
-    assert checked > 50 and wrong == []
+    assert wrong == [], wrong
+    assert checked > 100  # most defects landed in accepted batches, so the check is not vacuous
