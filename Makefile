@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.bench_backflow --scale 1000000
 
 # Regenerate the lock after changing pyproject.toml dependencies (exact versions of everything).
 lock:
