@@ -82,7 +82,7 @@ rows = nbytes = 0; t = time.perf_counter()
 def pages(path, cur=""):
     global rows, nbytes
     while True:
-        r = sess.get(url + path, params={"cursor": cur, "limit": 5000}, headers=H)
+        r = sess.get(url + path, params={"cursor": cur, "limit": 10000}, headers=H)
         nbytes += len(r.content); b = orjson.loads(r.content); rows += len(b["records"])
         cur = b["next_cursor"]
         if not b["has_more"]:

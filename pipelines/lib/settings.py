@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     """Base URL of the national platform's API (the simulator in the demo and tests)."""
     api_client_id: str = "node-500000"
     api_client_secret: SecretStr = SecretStr("dev-secret-change-me")
-    api_page_size: int = 5000
-    api_batch_rows: int = 50_000
+    api_page_size: int = 10_000
+    api_batch_rows: int = 200_000
     """Rows per API batch: each batch lands and commits with its cursor, so a crash loses at most one."""
     api_timeout_seconds: float = 30.0
     api_max_retries: int = 6

@@ -209,8 +209,10 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     # 1. Row-level problems: the row goes to quarantine with every failing field, and is not loaded.
     problems = "list_filter([" + ", ".join(problem_exprs(r, catalog.standard_fields)) + \
                "], lambda x: x IS NOT NULL)"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE p AS SELECT _ord, _file, _line,
-        unnest({problems}) AS prob, {raw_line_expr(landed_cols)} AS raw_line FROM s""")
+    # The raw line is rebuilt only for failing rows (string building for every row is the cost).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE p AS SELECT _ord, _file, _line, unnest(probs) AS prob,
+            {raw_line_expr(landed_cols)} AS raw_line
+        FROM (SELECT *, {problems} AS probs FROM s) s WHERE len(probs) > 0""")
     con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, _file, _line, prob.field,
         prob.reason_code, prob.reason, raw_line, ? FROM p ORDER BY _ord""", [r.code, batch_id, now])
     con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, file, line, NULL, reason_code, reason,
