@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS ops.resource_runs (
     resource VARCHAR, started_at TIMESTAMPTZ, elapsed_s DOUBLE, batches_loaded BIGINT,
     batches_skipped BIGINT, batches_rejected BIGINT, received BIGINT, staged BIGINT,
     quarantined BIGINT, superseded BIGINT, incidents BIGINT);
+CREATE TABLE IF NOT EXISTS ops.contract_results (
+    resource VARCHAR, batch_id VARCHAR, rule_id VARCHAR, field VARCHAR, family VARCHAR,
+    severity VARCHAR, checked BIGINT, failed BIGINT, blocked BOOLEAN, validated_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS ops.cursors (
     resource VARCHAR PRIMARY KEY, cursor VARCHAR, snapshot_id VARCHAR, updated_at TIMESTAMPTZ);
 """
@@ -230,6 +233,10 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
         {gxsj} AS _gxsj, md5(concat_ws(chr(31), {hash_src})) AS _row_hash, s._file, s._line,
         s._ord FROM s ANTI JOIN p USING (_ord)""")
 
+    # 2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
+    #     quarantine with the rule id; a rule failing more than its threshold blocks the batch.
+    quarantined += _apply_contract(con, catalog, r, batch_id, landed_cols, now)
+
     # 3. Superseded duplicates: the same change again in this batch, or a version already held.
     k = key_cols(r)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE dup AS
@@ -303,8 +310,52 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                  quarantined, superseded, deleted, len(meta["incidents"]), ok,
                  extracted_at or src.get("extracted_at"), str(folder), now])
     con.execute("DROP VIEW IF EXISTS n")
-    for tmp in ("p", "t", "dup", "multi", "touched"):
+    for tmp in ("p", "t", "dup", "multi", "touched", "cq"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")
     con.unregister("s")
     return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
                       len(meta["incidents"]))
+
+
+def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, landed_cols: list[str],
+                    now: dt.datetime) -> int:
+    """Validate table `t` against the resource's contract; returns the rows quarantined."""
+    from pipelines.lib.contracts.rules import compile_rules
+    from pipelines.lib.contracts.validate import run_contract
+    from pipelines.lib.parsed import BatchRejected
+
+    rules = compile_rules(catalog, r)
+    results = run_contract(rules, con.sql("SELECT * FROM t").to_arrow_table())
+    for x in results:
+        con.execute("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [r.code, batch_id, x.rule.rule_id, x.rule.field, x.rule.family,
+                     x.rule.severity, x.checked, x.failed, x.blocks_batch, now])
+    blocked = [x for x in results if x.blocks_batch]
+    if blocked:
+        detail = "; ".join(f"{x.rule.rule_id} {x.failed}/{x.checked} rows fail "
+                           f"({x.rule.reason_en}; allowed {x.rule.max_fail_rate:.1%})"
+                           for x in blocked)
+        raise BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}")
+    failing = [x for x in results if x.failed and x.rule.severity == "error"]
+    if not failing:
+        return 0
+    from pipelines.lib.contracts.sql_macros import MACROS
+
+    for m in MACROS:  # the same rule predicates, on this connection only (not stored)
+        con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    con.execute("CREATE OR REPLACE TEMP TABLE cq (_ord BIGINT)")
+    for x in failing:
+        reason = f"{x.rule.reason_zh} / {x.rule.reason_en}: "
+        n = con.execute(f"""INSERT INTO ops.quarantine SELECT ?, ?, s._file, s._line, ?, ?,
+                ? || coalesce(f.v, 'NULL'), {raw_line_expr(landed_cols)}, ?
+            FROM (SELECT _ord, CAST({ident(x.rule.field)} AS VARCHAR) AS v FROM t
+                  WHERE {x.rule.fail_sql}) f JOIN s USING (_ord) ORDER BY s._ord""",
+                        [r.code, batch_id, x.rule.field, x.rule.rule_id, reason,
+                         now]).fetchall()[0][0]
+        if n != x.failed:  # GX and the quarantine predicate must agree, or nothing commits
+            raise AssertionError(f"{x.rule.rule_id}: GX counted {x.failed} failing rows, the "
+                                 f"quarantine predicate selects {n}")
+        con.execute(f"INSERT INTO cq SELECT _ord FROM t WHERE {x.rule.fail_sql}")
+    n = con.execute("SELECT count(DISTINCT _ord) FROM cq").fetchall()[0][0]
+    con.execute("DELETE FROM t WHERE _ord IN (SELECT _ord FROM cq)")
+    return n

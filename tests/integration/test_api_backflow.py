@@ -146,7 +146,7 @@ def test_kill_minus_9_during_a_pull_then_rerun_matches(sim, reference, tmp_path)
     sim.set_faults(slow=0.3, slow_seconds=0.2)  # a pull of several seconds, to kill it inside
     killed = 0
     try:
-        for delay in (2.0, 3.5, 5.0):
+        for delay in (3.0, 8.0, 13.0):  # start-up (Great Expectations import) takes ~8 s
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             time.sleep(delay)

@@ -61,15 +61,13 @@ def test_bulk_fault_is_rejected_whole_then_taken_when_redelivered(tmp_path, faul
     assert q(s, "SELECT count(*) FROM ops.batches WHERE status <> 'loaded'") == [(0,)]
 
 
-# What the backflow stage does with each defect. The ground truth's `expected` is the hub's final
-# word; identifier checksums are contract rules (Great Expectations, next stage), so at backflow
-# such rows are still staged.
-BACKFLOW_STAGE = {"id_bad_checksum": "staged", "uscc_bad_checksum": "staged"}
+# The ground truth's `expected` is the hub's final word, contract rules (GX) included.
+BACKFLOW_STAGE: dict[str, str] = {}
 
 
 RATES = {"bad_value": 0.02, "wrong_columns": 0.01, "missing_key": 0.01, "bad_bytes": 0.01,
          "duplicate_row": 0.02, "resend_row": 0.02, "overshare_batch": 0.5,
-         "undeclared_field": 0.3, "schema_drift_batch": 0.2, "id_bad_checksum": 0.01,
+         "undeclared_field": 0.3, "schema_drift_batch": 0.2, "id_bad_checksum": 0.003,
          "code_variant": 0.02}
 
 
