@@ -19,7 +19,11 @@ from pipelines.lib.sql_gen import ident
 CONTRACTS_FILE = Path(__file__).resolve().parents[3] / "quality" / "contracts.yaml"
 
 CUSTOM = {  # field `rule:` in the catalogue -> family, SQL predicate for a *passing* value, reasons
-    "GB11643": ("gb11643", "gb11643_ok({c})", "公民身份号码校验失败(GB 11643)",
+    # Clean 18-character values (nearly all) are checked directly; only the rest are normalised
+    # first. A macro argument is pasted as text, so normalising inside the check would run the
+    # normalisation once per digit (measured: 12.5 s instead of 0.3 s for 451,175 IDs).
+    "GB11643": ("gb11643", "CASE WHEN regexp_full_match({c}, '[0-9]{{17}}[0-9X]') "
+                "THEN gb11643_ok18({c}) ELSE gb11643_ok({c}) END", "公民身份号码校验失败(GB 11643)",
                 "not a valid citizen ID (GB 11643 check character or birth date)"),
     "GB32100": ("gb32100", "gb32100_ok({c})", "统一社会信用代码校验失败(GB 32100)",
                 "not a valid unified social credit code (GB 32100, incl. organisation code)"),

@@ -51,8 +51,9 @@ def _expectation(rule: Rule):
             return gxe.ExpectColumnValueLengthsToBeBetween(column=rule.field,
                                                            max_value=rule.max_length, meta=meta)
         case _:
+            where = rule.fail_sql.replace("{", "{{").replace("}", "}}")  # GX formats the query
             return gxe.UnexpectedRowsExpectation(
-                unexpected_rows_query=f"SELECT _ord FROM {{batch}} WHERE {rule.fail_sql}",
+                unexpected_rows_query=f"SELECT _ord FROM {{batch}} WHERE {where}",
                 meta=meta, description=rule.reason_en)
 
 
