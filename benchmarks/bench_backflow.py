@@ -9,7 +9,9 @@ each in its own child process so each peak RSS is its own:
   api baseline   a bare loop fetching every page (token, snapshot pages, change pages, JSON decode)
   api hub        Huiliu's pull of the same feeds (parse, land, load, cursor)
 and finally the whole backflow (all resources, publish) as one process: the end-to-end peak RSS.
-Prints a table and writes benchmarks/results/backflow-<scale>.json.
+and the same with the contract stage (Great Expectations on every batch) switched on.
+The bulk/API measurements run with contracts off: they measure backflow itself, the stage issue 2
+set targets for. Prints a table and writes benchmarks/results/backflow-<scale>.json.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from pathlib import Path
 from pipelines.lib import backflow
 from pipelines.lib.catalog import catalog
 from pipelines.lib.settings import Settings
-s = Settings(home=Path(sys.argv[2]), drop_root=Path(sys.argv[1])); cat = catalog()
+s = Settings(home=Path(sys.argv[2]), drop_root=Path(sys.argv[1]), contracts=False); cat = catalog()
 t = time.perf_counter(); rows = 0; stages = {}
 for r in cat.resources.values():
     if r.delivery == "bulk":
@@ -105,7 +107,7 @@ from pathlib import Path
 from pipelines.lib import backflow
 from pipelines.lib.catalog import catalog
 from pipelines.lib.settings import Settings
-s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1]); cat = catalog()
+s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1], contracts=False); cat = catalog()
 t = time.perf_counter(); rows = 0
 for r in cat.resources.values():
     if r.delivery == "api":
@@ -122,7 +124,8 @@ from pipelines.lib import backflow
 from pipelines.lib.catalog import catalog
 from pipelines.lib.publish import publish
 from pipelines.lib.settings import Settings
-s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1], drop_root=Path(sys.argv[3]))
+s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1], drop_root=Path(sys.argv[3]),
+             contracts=sys.argv[4] == "on")
 cat = catalog(); t = time.perf_counter(); rows = 0
 for r in cat.resources.values():
     rows += backflow.run_resource(s, cat, r).total("received")
@@ -162,7 +165,9 @@ def main() -> None:
             "bulk_hub": child(BULK_HUB, str(drops), str(work / "hub_bulk")),
             "api_baseline": child(API_BASELINE, sim.url, secret),
             "api_hub": child(API_HUB, sim.url, str(work / "hub_api")),
-            "end_to_end": child(END_TO_END, sim.url, str(work / "hub_all"), str(drops)),
+            "end_to_end": child(END_TO_END, sim.url, str(work / "hub_all"), str(drops), "off"),
+            "end_to_end_with_contracts": child(END_TO_END, sim.url, str(work / "hub_gx"),
+                                               str(drops), "on"),
         }
     for r in results.values():
         r["rows_per_s"] = r["rows"] / r["seconds"] if r["seconds"] else 0.0

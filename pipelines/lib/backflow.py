@@ -96,7 +96,8 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                                     batch.manifest.raw)
                 t = run.timed("land", t)
                 run.loaded.append(load_batch(con, catalog, resource, folder, rows=rows,
-                                             extracted_at=batch.manifest.extracted_at))
+                                             extracted_at=batch.manifest.extracted_at,
+                                             contracts=settings.contracts))
                 run.timed("load", t)
             except BatchRejected as e:
                 log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
@@ -184,7 +185,8 @@ def _take_snapshot(con, settings, catalog, client, resource, snap, run) -> str:
                          "rows_announced": snap.rows})
     as_of = dt.datetime.fromisoformat(snap.as_of)
     run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=as_of,
-                                 cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows))
+                                 cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows,
+                                 contracts=settings.contracts))
     return snap.feed_cursor
 
 
@@ -258,7 +260,8 @@ def _load_changes(con, settings, catalog, resource, batch_id, parts, start, curs
         raise RuntimeError(f"{resource.code}: batch {batch_id} already loaded from another "
                            "cursor; two runs pulled the same feed at once")
     run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
-                                 cursor=(cursor, None), rows=landed))
+                                 cursor=(cursor, None), rows=landed,
+                                 contracts=settings.contracts))
 
 
 def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     """Rows per API batch: each batch lands and commits with its cursor, so a crash loses at most one."""
     api_timeout_seconds: float = 30.0
     api_max_retries: int = 6
+    contracts: bool = True
+    """Validate every batch against its contract (Great Expectations) before it is stored."""
     published_keep: int = 3
     """How many published snapshots to keep (readers of an older one keep working meanwhile)."""
 

@@ -171,7 +171,7 @@ class LoadResult:
 
 def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
                extracted_at: dt.datetime | None = None, cursor: tuple[str, str | None] | None = None,
-               rows: pa.Table | None = None) -> LoadResult:
+               rows: pa.Table | None = None, contracts: bool = True) -> LoadResult:
     """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows.
 
     `rows` may pass the landed rows.parquet already in memory (what `land` returned) to spare a
@@ -184,7 +184,7 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
     t0 = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
-        result = _load(con, catalog, resource, folder, meta, extracted_at, rows)
+        result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts)
         if cursor is not None:
             con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
                 SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
@@ -200,7 +200,7 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
 
 
 def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
-          extracted_at: dt.datetime | None, rows: pa.Table | None) -> LoadResult:
+          extracted_at: dt.datetime | None, rows: pa.Table | None, contracts: bool) -> LoadResult:
     batch_id = meta["batch_id"]
     now = dt.datetime.now(dt.UTC)
     seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
@@ -235,7 +235,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
 
     # 2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
     #     quarantine with the rule id; a rule failing more than its threshold blocks the batch.
-    quarantined += _apply_contract(con, catalog, r, batch_id, landed_cols, now)
+    if contracts:
+        quarantined += _apply_contract(con, catalog, r, batch_id, landed_cols, now)
 
     # 3. Superseded duplicates: the same change again in this batch, or a version already held.
     k = key_cols(r)
