@@ -2,7 +2,7 @@
 
 Both connectors turn what they received into a `ParsedBatch`: every readable row as strings in the
 catalogue's column order (only fields the hub may store), every unreadable row with its reason, and
-incidents about the columns (over-shared, undeclared or missing fields). Typing and the warehouse load
+incidents about the columns (over-shared or undeclared fields). Typing and the warehouse load
 happen later, from the landed copy, so a batch is parsed exactly once.
 """
 
@@ -73,7 +73,6 @@ class HeaderPlan:
     keep: list[str]  # columns present and storable
     forbidden: list[str]  # declared sharing N: removed, incident
     undeclared: list[str]  # not in the list at all: removed, incident
-    missing: list[str]  # declared but absent: always empty here (the batch is rejected)
 
     @property
     def must_redact_raw(self) -> bool:
@@ -100,7 +99,7 @@ def plan_header(resource: Resource, header: list[str]) -> HeaderPlan:
             f"{missing}" + (f", unexpected {undeclared}" if undeclared else "") +
             "; ask the provider to redeliver with the declared header",
         )
-    return HeaderPlan(keep, forbidden, undeclared, missing)
+    return HeaderPlan(keep, forbidden, undeclared)
 
 
 def column_incidents(plan: HeaderPlan, counts: dict[str, int]) -> list[Incident]:
