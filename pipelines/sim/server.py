@@ -156,15 +156,22 @@ def create_app(sim: Simulator) -> Starlette:
             return _err(400, "invalid_limit", detail="limit must be 1..10000")
         return seq, limit
 
-    async def changes(request: Request) -> Response:
+    def paged(request: Request):
+        """Auth, resource and paging checks shared by the paged endpoints."""
         g = guard(request)
         if isinstance(g, Response):
             return g
         p = paging(request)
         if isinstance(p, Response):
             return p
-        _client, node, resource = g
-        recs, nxt, more = sim.feeds[resource].page(node, p[0], p[1])
+        return g[1], g[2], p[0], p[1]
+
+    async def changes(request: Request) -> Response:
+        q = paged(request)
+        if isinstance(q, Response):
+            return q
+        node, resource, seq, limit = q
+        recs, nxt, more = sim.feeds[resource].page(node, seq, limit)
         return Response(page_body(resource, recs, nxt, more), media_type="application/json")
 
     async def snapshots(request: Request) -> Response:
@@ -180,20 +187,16 @@ def create_app(sim: Simulator) -> Starlette:
         return _json({"resource": resource, "snapshots": out})
 
     async def snapshot_page(request: Request) -> Response:
-        g = guard(request)
-        if isinstance(g, Response):
-            return g
-        p = paging(request)
-        if isinstance(p, Response):
-            return p
-        _client, node, resource = g
+        q = paged(request)
+        if isinstance(q, Response):
+            return q
+        node, resource, seq, limit = q
         feed = sim.feeds[resource]
         sid = request.path_params["snapshot_id"]
         snap = next((s for s in feed.snapshots if s.snapshot_id == sid), None)
         if snap is None:
             return _err(404, "unknown_snapshot")
         rows = feed.snapshot_rows(node, snap)
-        seq, limit = p
         end = min(seq + limit, len(rows))
         body = page_body(resource, rows[seq:end], max(end, seq), end < len(rows))
         return Response(body, media_type="application/json")
