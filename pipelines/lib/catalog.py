@@ -64,7 +64,8 @@ class Field(_Frozen):
     scale: int | None = None
     required: bool = False
     code_table: str | None = None
-    rule: str | None = None
+    rule: str | None = None  # a named contract rule: NAME or NAME(FIELD[=VALUE]), quality/contracts.yaml
+    may_be_future: bool = False  # e.g. a validity end date: exempt from the not-in-the-future rule
     sharing: Sharing | None = None  # None: the resource default applies
 
     @model_validator(mode="after")

@@ -110,6 +110,9 @@ class DivisionTable:
 
     # --- scalar look-ups --------------------------------------------------------------------------
 
+    def codes(self) -> list[str]:
+        return sorted(self._rows)
+
     def rows(self, code: str) -> tuple[DivisionRow, ...]:
         return self._rows.get(code, ())
 

@@ -82,5 +82,11 @@ def key_cols(resource: Resource, prefix: str = "") -> str:
     return ", ".join(f"{prefix}{ident(k)}" for k in resource.primary_key)
 
 
+def record_key_expr(resource: Resource, prefix: str = "") -> str:
+    """The record's key as one string ('|' between key fields): how objections name a record."""
+    return "concat_ws('|', " + ", ".join(f"CAST({prefix}{ident(k)} AS VARCHAR)"
+                                         for k in resource.primary_key) + ")"
+
+
 def key_join(resource: Resource, a: str, b: str) -> str:
     return " AND ".join(f"{a}.{ident(k)} = {b}.{ident(k)}" for k in resource.primary_key)

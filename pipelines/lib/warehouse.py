@@ -32,6 +32,7 @@ from pipelines.lib.sql_gen import (
     key_join,
     problem_exprs,
     raw_line_expr,
+    record_key_expr,
     typed_expr,
 )
 
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS ops.batches (
     PRIMARY KEY (resource, batch_id));
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     resource VARCHAR, batch_id VARCHAR, file VARCHAR, line INTEGER, field VARCHAR,
-    reason_code VARCHAR, reason VARCHAR, raw_line VARCHAR, quarantined_at TIMESTAMPTZ);
+    reason_code VARCHAR, reason VARCHAR, raw_line VARCHAR, quarantined_at TIMESTAMPTZ,
+    record_key VARCHAR);
 CREATE TABLE IF NOT EXISTS ops.incidents (
     resource VARCHAR, batch_id VARCHAR, kind VARCHAR, field VARCHAR, rows BIGINT, detail VARCHAR,
     recorded_at TIMESTAMPTZ);
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS ops.resource_runs (
     quarantined BIGINT, superseded BIGINT, incidents BIGINT);
 CREATE TABLE IF NOT EXISTS ops.contract_results (
     resource VARCHAR, batch_id VARCHAR, rule_id VARCHAR, field VARCHAR, family VARCHAR,
-    severity VARCHAR, checked BIGINT, failed BIGINT, blocked BOOLEAN, validated_at TIMESTAMPTZ);
+    severity VARCHAR, checked BIGINT, failed BIGINT, blocked BOOLEAN, validated_at TIMESTAMPTZ,
+    observed BIGINT, detail VARCHAR);
 CREATE TABLE IF NOT EXISTS ops.cursors (
     resource VARCHAR PRIMARY KEY, cursor VARCHAR, snapshot_id VARCHAR, updated_at TIMESTAMPTZ);
 """
@@ -214,12 +217,13 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                "], lambda x: x IS NOT NULL)"
     # The raw line is rebuilt only for failing rows (string building for every row is the cost).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE p AS SELECT _ord, _file, _line, unnest(probs) AS prob,
-            {raw_line_expr(landed_cols)} AS raw_line
+            {raw_line_expr(landed_cols)} AS raw_line, {record_key_expr(r)} AS record_key
         FROM (SELECT *, {problems} AS probs FROM s) s WHERE len(probs) > 0""")
     con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, _file, _line, prob.field,
-        prob.reason_code, prob.reason, raw_line, ? FROM p ORDER BY _ord""", [r.code, batch_id, now])
+        prob.reason_code, prob.reason, raw_line, ?, record_key FROM p ORDER BY _ord""",
+                [r.code, batch_id, now])
     con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, file, line, NULL, reason_code, reason,
-        raw_line, ? FROM read_parquet(?) ORDER BY file, line""",
+        raw_line, ?, NULL FROM read_parquet(?) ORDER BY file, line""",
                 [r.code, batch_id, now, str(folder / "rejected.parquet")])
     quarantined = con.execute("SELECT count(DISTINCT _ord) FROM p").fetchone()[0] + \
         meta["rejected_rows"]
@@ -236,7 +240,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     # 2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
     #     quarantine with the rule id; a rule failing more than its threshold blocks the batch.
     if contracts:
-        quarantined += _apply_contract(con, catalog, r, batch_id, landed_cols, now)
+        quarantined += _apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now)
 
     # 3. Superseded duplicates: the same change again in this batch, or a version already held.
     k = key_cols(r)
@@ -318,45 +322,61 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                       len(meta["incidents"]))
 
 
-def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, landed_cols: list[str],
-                    now: dt.datetime) -> int:
+def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str,
+                    landed_cols: list[str], now: dt.datetime) -> int:
     """Validate table `t` against the resource's contract; returns the rows quarantined."""
-    from pipelines.lib.contracts.rules import compile_rules
+    from pipelines.lib.contracts.reference import register_reference_tables
+    from pipelines.lib.contracts.rules import compile_rules, contracts_config, volume_rule
+    from pipelines.lib.contracts.sql_macros import MACROS
     from pipelines.lib.contracts.validate import run_contract
     from pipelines.lib.parsed import BatchRejected
 
     rules = compile_rules(catalog, r)
-    results = run_contract(rules, con.sql("SELECT * FROM t").to_arrow_table())
+    window = int(contracts_config()["volume"]["window"])
+    recent = [n for (n,) in con.execute("""SELECT received FROM ops.batches WHERE resource = ?
+        AND mode = 'incremental' AND status = 'loaded' ORDER BY seq DESC LIMIT ?""",
+                                        [r.code, window]).fetchall()][::-1]
+    current = con.execute(f"SELECT count(*) FROM hist.{r.key} WHERE _is_current AND _op <> 'D'"
+                          ).fetchall()[0][0]
+    vol = volume_rule(r, mode, recent, current)
+    results = run_contract(rules + ([vol] if vol else []),
+                           con.sql("SELECT * FROM t").to_arrow_table())
     for x in results:
-        con.execute("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        detail = (f"{x.observed} rows, allowed {x.rule.min_count}..{x.rule.max_count or ''}"
+                  if x.observed is not None else None)
+        con.execute("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [r.code, batch_id, x.rule.rule_id, x.rule.field, x.rule.family,
-                     x.rule.severity, x.checked, x.failed, x.blocks_batch, now])
+                     x.rule.severity, x.checked, x.failed, x.blocks_batch, now, x.observed, detail])
     blocked = [x for x in results if x.blocks_batch]
     if blocked:
         detail = "; ".join(f"{x.rule.rule_id} {x.failed}/{x.checked} rows fail "
                            f"({x.rule.reason_en}; allowed {x.rule.max_fail_rate:.1%})"
-                           for x in blocked)
+                           if x.rule.row_level else f"{x.rule.rule_id}: {x.observed} rows "
+                           f"({x.rule.reason_en})" for x in blocked)
         raise BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}")
-    failing = [x for x in results if x.failed and x.rule.severity == "error"]
+    failing = [x for x in results if x.failed and x.rule.severity == "error" and x.rule.row_level]
     if not failing:
         return 0
-    from pipelines.lib.contracts.sql_macros import MACROS
-
     for m in MACROS:  # the same rule predicates, on this connection only (not stored)
         con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    register_reference_tables(con)
     con.execute("CREATE OR REPLACE TEMP TABLE cq (_ord BIGINT)")
     for x in failing:
         reason = f"{x.rule.reason_zh} / {x.rule.reason_en}: "
+        where = x.rule.fail_where("t")
         n = con.execute(f"""INSERT INTO ops.quarantine SELECT ?, ?, s._file, s._line, ?, ?,
-                ? || coalesce(f.v, 'NULL'), {raw_line_expr(landed_cols)}, ?
-            FROM (SELECT _ord, CAST({ident(x.rule.field)} AS VARCHAR) AS v FROM t
-                  WHERE {x.rule.fail_sql}) f JOIN s USING (_ord) ORDER BY s._ord""",
+                ? || coalesce(f.v, 'NULL'), {raw_line_expr(landed_cols)}, ?, f.record_key
+            FROM (SELECT _ord, CAST({ident(x.rule.field)} AS VARCHAR) AS v,
+                         {record_key_expr(r)} AS record_key FROM t WHERE {where}) f
+            JOIN s USING (_ord) ORDER BY s._ord""",
                         [r.code, batch_id, x.rule.field, x.rule.rule_id, reason,
                          now]).fetchall()[0][0]
         if n != x.failed:  # GX and the quarantine predicate must agree, or nothing commits
             raise AssertionError(f"{x.rule.rule_id}: GX counted {x.failed} failing rows, the "
                                  f"quarantine predicate selects {n}")
-        con.execute(f"INSERT INTO cq SELECT _ord FROM t WHERE {x.rule.fail_sql}")
+        con.execute(f"INSERT INTO cq SELECT _ord FROM t WHERE {where}")
     n = con.execute("SELECT count(DISTINCT _ord) FROM cq").fetchall()[0][0]
     con.execute("DELETE FROM t WHERE _ord IN (SELECT _ord FROM cq)")
+    for name in ("divisions", "division_regions"):
+        con.unregister(name)
     return n

@@ -40,8 +40,15 @@ def sim() -> None:
               help='JSON rates on top of the profile, e.g. \'{"bad_value": 0.01}\' (day 0 too).')
 @click.option("--activity", default=1.0, show_default=True, type=float,
               help="Multiplier on every daily event rate (livelier small worlds).")
+@click.option("--objection-correct-rate", default=0.7, show_default=True, type=float,
+              help="Share of data objections the provider corrects (re-delivers the record).")
+@click.option("--objection-confirm-rate", default=0.1, show_default=True, type=float,
+              help="Share of data objections the provider answers 'confirmed' (data was right).")
+@click.option("--objection-delay-days-max", default=2, show_default=True, type=int,
+              help="A decision takes effect 1..N advanced days after receipt (uniform).")
 def serve(seed, scale, node, host, port, drop_root, state_dir, start_date, part_rows, token_ttl,
-          rate_limit, defect_profile, faults_json, defects_json, activity) -> None:
+          rate_limit, defect_profile, faults_json, defects_json, activity, objection_correct_rate,
+          objection_confirm_rate, objection_delay_days_max) -> None:
     """Build the world, write day-0 deliveries, then serve the API until interrupted."""
     from pipelines.sim.config import SimConfig
     from pipelines.sim.server import serve as run
@@ -57,7 +64,10 @@ def serve(seed, scale, node, host, port, drop_root, state_dir, start_date, part_
             defect_profile, seed=seed, scale=scale, node=node,
             start_date=dt.date.fromisoformat(start_date), drop_root=Path(drop_root),
             state_dir=Path(state_dir), part_rows=part_rows, token_ttl=token_ttl,
-            rate_limit=rate_limit, activity=activity)
+            rate_limit=rate_limit, activity=activity,
+            objection_correct_rate=objection_correct_rate,
+            objection_confirm_rate=objection_confirm_rate,
+            objection_delay_days_max=objection_delay_days_max)
         from pipelines.sim.config import update_rates
         cfg.faults = update_rates(cfg.faults, faults, "fault")
         cfg.defects = update_rates(cfg.defects, defects, "defect")
@@ -85,7 +95,7 @@ def advance(days: int, url: str) -> None:
 @sim.command()
 @click.option("--url", default=DEFAULT_URL, show_default=True)
 def status(url: str) -> None:
-    """Current day, date, seed, scale, node and feed lengths."""
+    """Current day, date, seed, scale, node, feed lengths and objection counts."""
     click.echo(json.dumps(_call("GET", url, "/admin/status"), ensure_ascii=False, indent=1))
 
 

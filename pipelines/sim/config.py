@@ -72,6 +72,10 @@ class SimConfig:
     token_ttl: int = 300
     rate_limit: float = 200.0
     activity: float = 1.0  # multiplies every daily event rate (tests use > 1 at small scale)
+    # data objections: the provider corrects / confirms (else leaves "verifying"); delay in days
+    objection_correct_rate: float = 0.7
+    objection_confirm_rate: float = 0.1
+    objection_delay_days_max: int = 2
     defects: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DEFECTS))
     faults: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAULTS))
     client_secret: str = field(default_factory=lambda: os.environ.get(SECRET_ENV, DEFAULT_SECRET))
@@ -84,10 +88,26 @@ class SimConfig:
         cfg.defects = dict(DEFAULT_DEFECTS if profile == "default" else NO_DEFECTS)
         return cfg
 
+    def __post_init__(self) -> None:
+        check_objection_settings(self.objection_correct_rate, self.objection_confirm_rate,
+                                 self.objection_delay_days_max)
+
     @property
     def start_ordinal(self) -> int:
         """Day 0 as days since 1970-01-01."""
         return (self.start_date - EPOCH).days
+
+
+def check_objection_settings(correct: float, confirm: float, delay_max: int) -> None:
+    """Raise ValueError unless both rates lie in 0..1, sum to at most 1, and delay_max >= 1."""
+    for name, v in (("objection_correct_rate", correct), ("objection_confirm_rate", confirm)):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"{name} must be within 0..1, got {v}")
+    if float(correct) + float(confirm) > 1.0 + 1e-9:
+        raise ValueError(f"objection_correct_rate + objection_confirm_rate must be at most 1, "
+                         f"got {correct} + {confirm}")
+    if int(delay_max) != delay_max or int(delay_max) < 1:
+        raise ValueError(f"objection_delay_days_max must be an integer >= 1, got {delay_max}")
 
 
 def update_rates(current: dict[str, float], changes: dict, what: str) -> dict[str, float]:

@@ -60,12 +60,14 @@ RARE_RE = re.compile("[\u3400-\u4dbf\U00020000-\U0003ffff\ue000-\uf8ff]")
 @dataclass(slots=True)
 class Row:
     """One delivered line. `values` follow the batch header; `raw` marks a line whose bytes will
-    not decode. `key` is the clean key value(s) and `entity` the world entity it describes."""
+    not decode. `key` is the clean key value(s) and `entity` the world entity it describes.
+    `clean` rows (objection corrections) never receive a defect."""
     values: list
     key: str
     entity: str
     defects: list | None = None  # [(code, field)], created on the first defect
     raw: bytes | None = None
+    clean: bool = False
 
     def mark(self, code: str, fld: str | None) -> None:
         if self.defects is None:
@@ -193,6 +195,9 @@ class Injector:
         cand = ((u[:, 0] < r_mba) | (u[:, 1] < p_any) | (u[:, 2] < r_lower)
                 | (u[:, 3] < r_missing) | (u[:, 4] < r_wrong + r_bytes) | (u[:, 6] < r_dup)
                 | (u[:, 7] < r_resend))
+        has_clean = any(r.clean for r in rows)
+        if has_clean:
+            cand &= ~np.fromiter((r.clean for r in rows), dtype=bool, count=n)
         done = 0
         for i in np.nonzero(cand)[0].tolist():
             out.extend(rows[done:i])
@@ -235,15 +240,17 @@ class Injector:
             take = rng.choice(n, size=min(50, n), replace=False)
             pool.extend(Row(list(rows[i].values), rows[i].key, rows[i].entity)
                         for i in take.tolist() if not rows[i].defects and rows[i].raw is None
-                        and len(rows[i].values) == len(header))
+                        and len(rows[i].values) == len(header) and not rows[i].clean)
             del pool[:-500]
         plan = BatchPlan(list(header), out)
-        self._batch_defects(resource, plan, rates, rng, incremental)
+        self._batch_defects(resource, plan, rates, rng, incremental, has_clean)
         return plan
 
     def _batch_defects(self, resource: str, plan: BatchPlan, rates: dict, rng,
-                       incremental: bool) -> None:
+                       incremental: bool, has_clean: bool = False) -> None:
         u = rng.random(3)
+        if has_clean:
+            return  # a batch carrying objection corrections keeps its declared header
         drift = incremental and resource in DRIFT and u[2] < rates.get("schema_drift_batch", 0)
         if drift:
             # the provider re-sends the content correctly in the next batch

@@ -1,8 +1,9 @@
 """HTTP surface of the simulator (Starlette) and its uvicorn runner.
 
 API (token-scoped to a node): POST /oauth/token; GET /api/v1/resources/{R}/changes,
-/snapshots, /snapshots/{id}. Admin (loopback only, no auth): /admin/advance, /admin/status,
-/admin/faults, /admin/defects, /admin/truth; /healthz.
+/snapshots, /snapshots/{id}; POST /api/v1/objections, GET /api/v1/objections/answers. Admin
+(loopback only, no auth): /admin/advance, /admin/status, /admin/faults, /admin/defects,
+/admin/truth; /healthz.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from starlette.routing import Route
 
 from pipelines.sim.config import SimConfig
 from pipelines.sim.feed import CursorError, decode_cursor, encode_cursor, page_body
+from pipelines.sim.objections import RESOURCES as OBJECTION_RESOURCES
+from pipelines.sim.objections import InvalidObjection, parse_body
 from pipelines.sim.records import API_RESOURCES, BULK_RESOURCES
 from pipelines.sim.simulator import Simulator
 
@@ -124,8 +127,8 @@ def create_app(sim: Simulator) -> Starlette:
         tok = tokens.issue(cid, m.group(1))
         return _json({"access_token": tok, "token_type": "Bearer", "expires_in": cfg.token_ttl})
 
-    def guard(request: Request):
-        """(client, node, resource) or an error response."""
+    def authorize(request: Request):
+        """(client, node) or an error response: token, rate limit, expire_token fault."""
         who = tokens.check(request.headers.get("authorization"))
         if who is None:
             return _err(401, "invalid_token")
@@ -134,6 +137,13 @@ def create_app(sim: Simulator) -> Starlette:
             return _err(429, "rate_limited", {"Retry-After": str(max(1, int(wait + 0.999)))})
         if sim.faults.rates["expire_token"] > 0 and sim.faults.pick_expire():
             return _err(401, "invalid_token", fault="expire_token")
+        return who
+
+    def guard(request: Request):
+        """(client, node, resource) or an error response."""
+        who = authorize(request)
+        if isinstance(who, Response):
+            return who
         resource = request.path_params["resource"].upper()
         if resource in BULK_RESOURCES:
             return _err(403, "bulk_resource",
@@ -201,6 +211,28 @@ def create_app(sim: Simulator) -> Starlette:
         body = page_body(resource, rows[seq:end], max(end, seq), end < len(rows))
         return Response(body, media_type="application/json")
 
+    async def objection(request: Request) -> Response:
+        who = authorize(request)
+        if isinstance(who, Response):
+            return who
+        try:
+            body = parse_body(await request.body())
+        except InvalidObjection as e:
+            return _err(400, "invalid_objection", detail=str(e))
+        if body["resource"] not in OBJECTION_RESOURCES:
+            return _err(404, "unknown_resource", detail=f"known: {list(OBJECTION_RESOURCES)}")
+        code, out = await run_in_threadpool(sim.receive_objection, who[1], body)
+        return _json(out, code)
+
+    async def objection_answers(request: Request) -> Response:
+        who = authorize(request)
+        if isinstance(who, Response):
+            return who
+        p = paging(request)
+        if isinstance(p, Response):
+            return p
+        return Response(sim.objections.page(who[1], p[0], p[1]), media_type="application/json")
+
     def loopback(request: Request) -> Response | None:
         host = request.client.host if request.client else ""
         if host not in LOOPBACK:
@@ -257,6 +289,8 @@ def create_app(sim: Simulator) -> Starlette:
         Route("/api/v1/resources/{resource}/changes", changes),
         Route("/api/v1/resources/{resource}/snapshots", snapshots),
         Route("/api/v1/resources/{resource}/snapshots/{snapshot_id}", snapshot_page),
+        Route("/api/v1/objections", objection, methods=["POST"]),
+        Route("/api/v1/objections/answers", objection_answers),
         Route("/admin/advance", advance, methods=["POST"]),
         Route("/admin/status", status),
         Route("/admin/faults", faults, methods=["GET", "PUT"]),

@@ -9,6 +9,8 @@ Schedule (delivery times are simulated Beijing time):
   extracted at 02:00 on day d+1); day d's API changes are published.
 - on reaching the 1st of a month: PS_POP_BASIC full snapshot, CU_DECL_MONTHLY for the previous
   month, the subsistence roll for the new month, and an API snapshot of every API resource.
+- data objections (objections.py): answered and corrected day by day; corrections travel in the
+  day's PS incrementals, an extra CU_DECL_MONTHLY incremental, or the day's API changes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pipelines.sim.drops import DropWriter
 from pipelines.sim.events import Engine
 from pipelines.sim.faults import Faults
 from pipelines.sim.feed import ResourceFeed
+from pipelines.sim.objections import Objections
 from pipelines.sim.truth import Truth
 from pipelines.sim.world import build_world, month_index
 
@@ -69,6 +72,7 @@ class Simulator:
         self._moves: list[dict] = []
         self._api: list[tuple] = []
         self._today = cfg.start_ordinal
+        self.objections = Objections(self)
         self.timings: dict[str, float] = {"world": self.t_world}
         self._initial()
         self.t_ready = time.perf_counter() - t0
@@ -116,6 +120,7 @@ class Simulator:
         wb = self.drops.write(R.provider_of(resource), resource, batch_id, mode,
                               ts_iso(deliver_sec), plan, encoding, fault, rng)
         self.truth.add_bulk(resource, batch_id, plan.rows, wb.placement, plan.batch_defects)
+        self.objections.note_bulk(resource, plan.header, plan.rows)
         if fault:
             self.truth.add_fault(resource, batch_id, fault)
         self.batches[resource] += 1
@@ -171,9 +176,10 @@ class Simulator:
             for vals, eid in R.decl_rows(w, mi, rng):
                 if self.in_node[w.enterprises[eid].county]:
                     out.append(Row(vals + ["I", gx], f"{vals[0]}|{vals[2]}", f"E{eid}"))
+                    self.objections.note_decl(f"{vals[0]}|{vals[2]}", vals, f"E{eid}")
         self._write_bulk("CU_DECL_MONTHLY", out, "incremental", deliver_sec)
 
-    def _publish_api(self, items: list[tuple], day_key: int) -> None:
+    def _publish_api(self, items: list[tuple], day_key: int, publish: bool = True) -> None:
         rng = np.random.default_rng([self.cfg.seed, 300, day_key])
         for resource in R.API_RESOURCES:
             feed = self.feeds[resource]
@@ -197,8 +203,9 @@ class Simulator:
             for out, defects in self.injector.plan_api(resource, full, kf, self.defect_rates, rng,
                                                              u):
                 self._append(resource, feed, kf, out, defects, scope, entity)
-        for feed in self.feeds.values():
-            feed.publish()
+        if publish:
+            for feed in self.feeds.values():
+                feed.publish()
 
     def _append(self, resource, feed: ResourceFeed, kf, rec, defects, scope, entity) -> None:
         scope = rec.pop("_scope", scope)
@@ -206,6 +213,7 @@ class Simulator:
         key = rec.pop("_key", "|".join(str(rec.get(k)) for k in kf))
         pos = feed.append(rec, scope, (), None)
         self.truth.add_api(resource, pos, key, entity, defects)
+        self.objections.note_api(resource, rec, key, entity, scope, defects)
 
     # --- initial delivery ----------------------------------------------------------------------
     def _initial(self) -> None:
@@ -277,10 +285,24 @@ class Simulator:
         self._today = today
         self._ps, self._moves, self._api = [], [], []
         self.engine.step(d, self)
+        obj = self.objections
+        corr = obj.begin_day(d, today)  # objection answers; corrections due today (clean rows)
         deliver = (today + 1) * 86400 + 2 * 3600
-        self._write_bulk("PS_POP_BASIC", self._ps_rows(), "incremental", deliver)
-        self._write_bulk("PS_HUKOU_MOVE", self._move_rows(self._moves), "incremental", deliver)
-        self._publish_api(self._api, d)
+        bid = self._write_bulk("PS_POP_BASIC", self._ps_rows() + corr.get("PS_POP_BASIC", []),
+                               "incremental", deliver)
+        obj.bulk_delivered("PS_POP_BASIC", bid)
+        bid = self._write_bulk("PS_HUKOU_MOVE", self._move_rows(self._moves)
+                               + corr.get("PS_HUKOU_MOVE", []), "incremental", deliver)
+        obj.bulk_delivered("PS_HUKOU_MOVE", bid)
+        if corr.get("CU_DECL_MONTHLY"):  # monthly drops only: an extra small incremental batch
+            bid = self._write_bulk("CU_DECL_MONTHLY", corr["CU_DECL_MONTHLY"], "incremental",
+                                   deliver)
+            obj.bulk_delivered("CU_DECL_MONTHLY", bid)
+        self._publish_api(self._api, d, publish=False)
+        obj.api_day(d)  # after the day's changes, so a correction carries the current state
+        for feed in self.feeds.values():
+            feed.publish()
+        obj.end_day()
         self.day = d + 1
         nxt = today + 1
         if day_date(nxt).day == 1:
@@ -299,7 +321,11 @@ class Simulator:
         return {**self.status_brief(), "seed": self.cfg.seed, "scale": self.cfg.scale,
                 "node": self.cfg.node,
                 "feeds": {r: f.node_length(self.cfg.node) for r, f in self.feeds.items()},
-                "batches": dict(self.batches)}
+                "batches": dict(self.batches), "objections": self.objections.status()}
+
+    def receive_objection(self, node: str, body: dict) -> tuple[int, dict]:
+        with self.lock:
+            return self.objections.receive(node, body)
 
     def set_defects(self, changes: dict) -> dict:
         with self.lock:

@@ -115,6 +115,9 @@ class Truth:
         pq.write_table(pa.table({k: [f[k] for f in self.faults] for k in fcols}, schema=pa.schema(
             [("resource", pa.string()), ("batch_id", pa.string()), ("fault", pa.string()),
              ("redelivered", pa.bool_())])), out / "faulty_batches.parquet")
+        ocols = sim.objections.truth_columns()
+        pq.write_table(pa.table(ocols, schema=pa.schema([(k, pa.string()) for k in ocols])),
+                       out / "objections.parquet")
         _write_world(out, sim)
         return out
 

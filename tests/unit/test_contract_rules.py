@@ -17,6 +17,8 @@ from pipelines.lib.identifiers import (
     is_valid_citizen_id,
     is_valid_uscc,
     make_citizen_id,
+    make_customs_code,
+    make_uscc,
     uscc_check_char,
 )
 
@@ -28,10 +30,12 @@ BAD_MONTH = "50010319801301011" + gb11643_check_char("50010319801301011")  # che
 
 
 def clean_person(i: int) -> dict:
-    pid = make_citizen_id("500103", dt.date(1980, 1, 1) + dt.timedelta(days=i), (10 + i) % 1000)
+    born = dt.date(1980, 1, 1) + dt.timedelta(days=i)
+    pid = make_citizen_id("500103", born, (10 + 2 * i) % 1000)  # even sequence: female
     return {"_ord": i + 1, "GMSFHM": pid, "XM": "王芳", "XBDM": "2", "MZDM": "01",
-            "CSRQ": dt.date(1980, 1, 1), "HJDZ_XZQHDM": "500103", "HJDZ_XXDZ": "渝中区",
-            "HYZKDM": "20", "RYZTDM": "0", "SWRQ": None}
+            "CSRQ": born, "HJDZ_XZQHDM": "500103", "HJDZ_XXDZ": "渝中区",
+            "HYZKDM": "20", "RYZTDM": "0", "SWRQ": None,
+            "_gxsj": dt.datetime(2026, 10, 2, 9, 30), "_row_hash": f"h{i}"}
 
 
 def failures(rows: list[dict]) -> dict[str, int]:
@@ -40,21 +44,56 @@ def failures(rows: list[dict]) -> dict[str, int]:
             if x.failed}
 
 
+def _flip_check(pid: str) -> str:
+    return pid[:17] + ("1" if pid[17] == "0" else "0")
+
+
+def _month_13(pid: str) -> str:  # check character right, birth month 13
+    body = pid[:10] + "13" + pid[12:17]
+    return body + gb11643_check_char(body)
+
+
 @pytest.mark.parametrize("field, bad, rule", [
-    ("GMSFHM", BAD_CHECK, "PS_POP_BASIC.GMSFHM.gb11643"),
-    ("GMSFHM", BAD_MONTH, "PS_POP_BASIC.GMSFHM.gb11643"),
+    ("GMSFHM", _flip_check, "PS_POP_BASIC.GMSFHM.gb11643"),
+    ("GMSFHM", _month_13, "PS_POP_BASIC.GMSFHM.gb11643"),
     ("XM", None, "PS_POP_BASIC.XM.required"),
     ("XBDM", "7", "PS_POP_BASIC.XBDM.code_table"),
     ("MZDM", "99", "PS_POP_BASIC.MZDM.code_table"),
     ("HYZKDM", "55", "PS_POP_BASIC.HYZKDM.code_table"),
     ("XM", "名" * 51, "PS_POP_BASIC.XM.length"),
+    # cross-field: what the ID number states, death date iff status deceased
+    ("CSRQ", lambda _: dt.date(1979, 5, 5), "PS_POP_BASIC.CSRQ.id_consistency"),
+    ("XBDM", "1", "PS_POP_BASIC.XBDM.id_consistency"),
+    ("XBDM", "M", "PS_POP_BASIC.XBDM.id_consistency"),  # a variant is judged by what it means
+    ("SWRQ", lambda _: dt.date(2026, 9, 1), "PS_POP_BASIC.SWRQ.conditional_required"),
+    ("RYZTDM", "1", "PS_POP_BASIC.SWRQ.conditional_required"),
+    # the versioned division table: 500381 江津市 became 500116 江津区 at the end of 2006
+    ("HJDZ_XZQHDM", "500381", "PS_POP_BASIC.HJDZ_XZQHDM.division_at_date"),
+    ("HJDZ_XZQHDM", "509999", "PS_POP_BASIC.HJDZ_XZQHDM.division_at_date"),
+    ("SWRQ", lambda _: dt.date(2026, 10, 3), "PS_POP_BASIC.SWRQ.not_future"),
 ])
 def test_each_rule_fails_on_its_broken_record_and_passes_on_the_clean_twin(field, bad, rule):
     clean = [clean_person(i) for i in range(3)]
     assert failures(clean) == {}
     broken = [dict(r) for r in clean]
-    broken[1][field] = bad
+    broken[1][field] = bad(broken[1][field]) if callable(bad) else bad
+    if rule.endswith("not_future"):  # a death date, so the person is deceased: only the date is wrong
+        broken[1]["RYZTDM"] = "1"
     assert failures(broken) == {rule: 1}
+
+
+def test_a_division_code_is_judged_on_the_records_date():
+    rows = [clean_person(i) for i in range(2)]
+    rows[0]["HJDZ_XZQHDM"] = "500381"  # 江津市, valid until 2006-12-31
+    rows[0]["_gxsj"] = dt.datetime(2005, 6, 1)
+    rows[0]["RYZTDM"], rows[0]["SWRQ"] = "0", None
+    assert failures(rows) == {}
+
+
+def test_two_different_versions_of_one_key_at_the_same_time_are_reported():
+    rows = [clean_person(i) for i in range(3)]
+    rows[2] = dict(rows[1], _ord=3, XM="王芳芳", _row_hash="other")
+    assert failures(rows) == {"PS_POP_BASIC.*.primary_key": 2}
 
 
 def test_cosmetic_id_damage_and_known_code_variants_are_not_contract_failures():
@@ -62,6 +101,7 @@ def test_cosmetic_id_damage_and_known_code_variants_are_not_contract_failures():
     rows[0]["GMSFHM"] = rows[0]["GMSFHM"][:6] + " " + rows[0]["GMSFHM"][6:]  # a space
     rows[1]["XBDM"] = "F"  # GB/T 2261.1 variant, flagged downstream, not invalid
     rows[2]["GMSFHM"] = "110105491231002"  # legacy 15-digit number
+    rows[2]["CSRQ"] = dt.date(1949, 12, 31)
     rows[3]["MZDM"] = "57"  # old code for 其他
     assert failures(rows) == {}
 
@@ -90,3 +130,42 @@ def test_a_rule_failing_beyond_its_threshold_blocks_the_batch():
     assert result["PS_POP_BASIC.GMSFHM.gb11643"].failed == 10
     assert result["PS_POP_BASIC.GMSFHM.gb11643"].blocks_batch
     assert not result["PS_POP_BASIC.XM.required"].blocks_batch
+
+
+def clean_enterprise(i: int) -> dict:
+    return {"_ord": i + 1, "HGBM": make_customs_code("500116", "9", "6", 100 + i),
+            "TYSHXYDM": make_uscc("9", "1", "500116", f"{10000000 + i:08d}"[:8]),
+            "QYMC": "重庆某贸易有限公司", "ZCHGDM": "8001", "QYLXDM": "6", "XYZD": "282",
+            "XYDJDM": "CG", "XYRDRQ": dt.date(2026, 4, 1), "BARQ": dt.date(2015, 3, 2),
+            "YXQZ": dt.date(2030, 1, 1), "ZS_XZQHDM": "500116", "FDDBR_XM": "李雷",
+            "FDDBR_ZJHM": None, "BAZTDM": "1",
+            "_gxsj": dt.datetime(2026, 10, 2, 9, 30), "_row_hash": f"e{i}"}
+
+
+def enterprise_failures(rows: list[dict]) -> dict[str, int]:
+    rules = compile_rules(CAT, CAT.resource("CU_ENT_REG"))
+    return {x.rule.rule_id: x.failed for x in run_contract(rules, pa.Table.from_pylist(rows))
+            if x.failed}
+
+
+@pytest.mark.parametrize("changes, rule", [
+    ({"QYLXDM": "4"}, "CU_ENT_REG.QYLXDM.customs_consistency"),  # type digit says 6 (private)
+    ({"ZS_XZQHDM": "440305"}, "CU_ENT_REG.ZS_XZQHDM.customs_consistency"),  # region 5001 ≠ 4403
+    ({"XYDJDM": "A"}, "CU_ENT_REG.XYDJDM.regime_validity"),  # 一般认证 exists under 237 only
+    ({"BARQ": dt.date(2026, 11, 1)}, "CU_ENT_REG.BARQ.not_future"),
+])
+def test_enterprise_cross_field_rules(changes, rule):
+    clean = [clean_enterprise(i) for i in range(3)]
+    assert enterprise_failures(clean) == {}
+    broken = [dict(r) for r in clean]
+    broken[1].update(changes)
+    assert enterprise_failures(broken) == {rule: 1}
+
+
+def test_customs_region_of_a_renamed_division_and_long_term_validity_are_accepted():
+    rows = [clean_enterprise(i) for i in range(3)]
+    # registered when 江津 was 500381 (region 5003): the code keeps that region after the change
+    rows[0]["HGBM"] = make_customs_code("500381", "9", "6", 7)
+    rows[1]["YXQZ"] = dt.date(2099, 12, 31)  # a validity end date may lie in the future
+    rows[2].update(XYZD="237", XYDJDM="A")  # old-regime value with its regime
+    assert enterprise_failures(rows) == {}

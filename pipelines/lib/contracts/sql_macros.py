@@ -35,6 +35,15 @@ MACROS = [
         WHEN length(gb11643_norm(id)) = 15 THEN regexp_full_match(gb11643_norm(id), '[0-9]{15}')
             AND try_strptime('19' || substr(gb11643_norm(id), 7, 6), '%Y%m%d') IS NOT NULL
         ELSE gb11643_ok18(gb11643_norm(id)) END""",
+    # birth date and sex an ID number states (NULL when it states none): cross-field rules
+    """CREATE OR REPLACE MACRO gb11643_birth(id) AS CASE length(gb11643_norm(id))
+        WHEN 18 THEN CAST(try_strptime(substr(gb11643_norm(id), 7, 8), '%Y%m%d') AS DATE)
+        WHEN 15 THEN CAST(try_strptime('19' || substr(gb11643_norm(id), 7, 6), '%Y%m%d') AS DATE)
+        END""",
+    """CREATE OR REPLACE MACRO gb11643_sex(id) AS CASE
+        WHEN regexp_full_match(gb11643_norm(id), '[0-9]{17}[0-9X]|[0-9]{15}') THEN
+            CASE WHEN (ascii(substr(gb11643_norm(id), CASE length(gb11643_norm(id)) WHEN 18
+                THEN 17 ELSE 15 END, 1)) - 48) % 2 = 1 THEN '1' ELSE '2' END END""",
     f"""CREATE OR REPLACE MACRO gb32100_ok(c) AS length(c) = 18
         AND regexp_full_match(c, '[{USCC_CHARSET}]{{18}}')
         AND substr(c, 18, 1) = substr('{USCC_CHARSET}',
