@@ -80,13 +80,18 @@ class PlatformClient:
         self.stats["token_refreshes"] += 1
 
     def _get(self, path: str, params: dict | None = None) -> dict:
+        return self._request("GET", path, params=params)
+
+    def _request(self, method: str, path: str, params: dict | None = None,
+                 body: dict | None = None) -> dict:
         for _attempt in range(self.max_retries + 1):
             if self._token is None or time.monotonic() >= self._token_expiry:
                 self._fetch_token()
             self.stats["requests"] += 1
             try:
-                r = self.session.get(f"{self.base_url}{path}", params=params, timeout=self.timeout,
-                                     headers={"Authorization": f"Bearer {self._token}"})
+                r = self.session.request(method, f"{self.base_url}{path}", params=params,
+                                         json=body, timeout=self.timeout,
+                                         headers={"Authorization": f"Bearer {self._token}"})
             except requests.ConnectionError as e:
                 log.warning("connection to %s failed (%s); retrying", path, e)
                 self.stats["retries_transport"] += 1
@@ -104,7 +109,7 @@ class PlatformClient:
                 continue
             self._raise_for(r, path)
             return orjson.loads(r.content)
-        raise ApiError(f"GET {path} failed after {self.max_retries + 1} attempts; "
+        raise ApiError(f"{method} {path} failed after {self.max_retries + 1} attempts; "
                        "the platform may be down — the run can be retried, the cursor is kept")
 
     @staticmethod
@@ -127,3 +132,12 @@ class PlatformClient:
         body = self._get(f"/api/v1/resources/{resource}/snapshots/{snapshot_id}",
                          {"cursor": cursor, "limit": limit})
         return Page(body["records"], body["next_cursor"], bool(body["has_more"]))
+
+    # -- objections (数据异议): the platform's objection interface covers every provider ----------------
+    def submit_objection(self, objection: dict) -> dict:
+        """POST one objection; idempotent on objection_id (a repeat returns the first answer)."""
+        return self._request("POST", "/api/v1/objections", body=objection)
+
+    def objection_answers(self, cursor: str, limit: int = 5000) -> Page:
+        body = self._get("/api/v1/objections/answers", {"cursor": cursor, "limit": limit})
+        return Page(body["answers"], body["next_cursor"], bool(body["has_more"]))

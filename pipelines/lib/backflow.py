@@ -24,6 +24,7 @@ from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.landing import land
 from pipelines.lib.parsed import BatchRejected, Incident, ParsedBatch
 from pipelines.lib.settings import Settings
+from pipelines.lib.timeliness import record_delivery
 from pipelines.lib.warehouse import (
     LoadResult,
     batch_status,
@@ -97,11 +98,18 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                 t = run.timed("land", t)
                 run.loaded.append(load_batch(con, catalog, resource, folder, rows=rows,
                                              extracted_at=batch.manifest.extracted_at,
-                                             contracts=settings.contracts))
+                                             contracts=settings.contracts,
+                                             today=settings.business_date()))
                 run.timed("load", t)
+                record_delivery(con, resource, extracted_at=batch.manifest.extracted_at,
+                                arrived_on=settings.business_date(), batch_id=batch_dir.name,
+                                status="loaded")
             except BatchRejected as e:
                 log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
                 record_rejection(con, resource, batch_dir.name, e.code, e.message)
+                record_delivery(con, resource, extracted_at=None,
+                                arrived_on=settings.business_date(), batch_id=batch_dir.name,
+                                status="rejected")
                 run.rejected.append((batch_dir.name, str(e)))
         _record_run(con, run, time.perf_counter() - t0)
     return run
@@ -158,6 +166,10 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                 record_rejection(con, resource, batch_id, e.code, e.message)
                 run.rejected.append((batch_id, str(e)))
             run.api_stats = dict(client.stats)
+            # the feed answered to its end: the provider has delivered through yesterday
+            record_delivery(con, resource, extracted_at=None, arrived_on=settings.business_date(),
+                            batch_id=f"pull-{len(run.loaded)}-batches",
+                            status="rejected" if run.rejected else "loaded")
             _record_run(con, run, time.perf_counter() - t0)
     finally:
         client.close()
@@ -186,7 +198,8 @@ def _take_snapshot(con, settings, catalog, client, resource, snap, run) -> str:
     as_of = dt.datetime.fromisoformat(snap.as_of)
     run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=as_of,
                                  cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows,
-                                 contracts=settings.contracts))
+                                 contracts=settings.contracts,
+                                 today=settings.business_date()))
     return snap.feed_cursor
 
 
@@ -261,7 +274,8 @@ def _load_changes(con, settings, catalog, resource, batch_id, parts, start, curs
                            "cursor; two runs pulled the same feed at once")
     run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
                                  cursor=(cursor, None), rows=landed,
-                                 contracts=settings.contracts))
+                                 contracts=settings.contracts,
+                                 today=settings.business_date()))
 
 
 def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:

@@ -15,7 +15,10 @@ import duckdb
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.warehouse import ensure_schema, load_batch, writer_lock
 
-CARRIED_TABLES = ("ops.cursors", "ops.rejections", "ops.resource_runs")  # not derivable from landing
+# Not derivable from landing: cursors, rejected batches, run history, and the objections (people and
+# providers acted on them; a replay raises them again, then the recorded ones replace those).
+CARRIED_TABLES = ("ops.cursors", "ops.rejections", "ops.resource_runs", "ops.objections",
+                  "ops.objection_events")
 
 
 def rebuild(warehouse: Path, catalog: Catalog) -> int:

@@ -6,6 +6,7 @@ Paths default under `./data` so a fresh clone works without any configuration.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -34,6 +35,12 @@ class Settings(BaseSettings):
     """Validate every batch against its contract (Great Expectations) before it is stored."""
     published_keep: int = 3
     """How many published snapshots to keep (readers of an older one keep working meanwhile)."""
+    today: dt.date | None = None
+    """The hub's business date. Unset: today in Asia/Shanghai. Set it only to replay the past or
+    to follow the simulator, whose days pass in seconds (the demo does)."""
+
+    def business_date(self) -> dt.date:
+        return self.today or business_today()
 
     @property
     def drops(self) -> Path:
@@ -54,6 +61,17 @@ class Settings(BaseSettings):
     @property
     def published_current(self) -> Path:
         return self.published_dir / "current.duckdb"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def business_today() -> dt.date:
+    return dt.datetime.now(BEIJING).date()
 
 
 def get_settings() -> Settings:

@@ -25,7 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.lib.catalog import Catalog, Resource
+from pipelines.lib import objections, timeliness
 from pipelines.lib.landing import read_meta
+from pipelines.lib.settings import BEIJING, business_today
 from pipelines.lib.sql_gen import (
     ident,
     key_cols,
@@ -36,7 +38,6 @@ from pipelines.lib.sql_gen import (
     typed_expr,
 )
 
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 VID_STRIDE = 100_000_000  # _vid = batch seq * stride + row ordinal: unique, ordered, deterministic
 
 OPS_DDL = """
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS ops.contract_results (
     observed BIGINT, detail VARCHAR);
 CREATE TABLE IF NOT EXISTS ops.cursors (
     resource VARCHAR PRIMARY KEY, cursor VARCHAR, snapshot_id VARCHAR, updated_at TIMESTAMPTZ);
-"""
+""" + objections.DDL + timeliness.DDL
 
 
 class WarehouseLocked(Exception):
@@ -136,9 +137,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
             _op VARCHAR, _gxsj TIMESTAMP, _valid_from TIMESTAMP, _valid_to TIMESTAMP,
             _is_current BOOLEAN, _row_hash VARCHAR, _batch_id VARCHAR, _file VARCHAR,
             _line INTEGER, _vid BIGINT, _loaded_at TIMESTAMPTZ)""")
-        fields = ", ".join(ident(f.code) for f in r.stored_fields)
+        fields = ", ".join(f"h.{ident(f.code)}" for f in r.stored_fields)
+        # 异议中: a record with an open objection is disputed, with the fields objected to
         con.execute(f"""CREATE OR REPLACE VIEW cur.{r.key} AS SELECT {fields},
-            _gxsj, _batch_id, _file, _line FROM hist.{r.key} WHERE _is_current AND _op <> 'D'""")
+            h._gxsj, h._batch_id, h._file, h._line, d.fields IS NOT NULL AS _disputed,
+            d.fields AS _disputed_fields
+            FROM hist.{r.key} h LEFT JOIN (SELECT record_key, list(DISTINCT field ORDER BY field)
+                FILTER (WHERE field IS NOT NULL) AS fields FROM ops.objections
+                WHERE resource = '{r.code}' AND status IN {objections.OPEN} GROUP BY record_key) d
+              ON d.record_key = {record_key_expr(r, 'h.')}
+            WHERE h._is_current AND h._op <> 'D'""")
     con.execute("CREATE OR REPLACE TABLE ops.schema_version AS SELECT ? AS fingerprint, "
                 "now() AS applied_at", [fp])
 
@@ -174,7 +182,8 @@ class LoadResult:
 
 def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
                extracted_at: dt.datetime | None = None, cursor: tuple[str, str | None] | None = None,
-               rows: pa.Table | None = None, contracts: bool = True) -> LoadResult:
+               rows: pa.Table | None = None, contracts: bool = True,
+               today: dt.date | None = None) -> LoadResult:
     """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows.
 
     `rows` may pass the landed rows.parquet already in memory (what `land` returned) to spare a
@@ -187,7 +196,8 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
     t0 = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
-        result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts)
+        result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts,
+                       today or business_today())
         if cursor is not None:
             con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
                 SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
@@ -203,7 +213,8 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
 
 
 def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
-          extracted_at: dt.datetime | None, rows: pa.Table | None, contracts: bool) -> LoadResult:
+          extracted_at: dt.datetime | None, rows: pa.Table | None, contracts: bool,
+          today: dt.date) -> LoadResult:
     batch_id = meta["batch_id"]
     now = dt.datetime.now(dt.UTC)
     seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
@@ -241,6 +252,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     #     quarantine with the rule id; a rule failing more than its threshold blocks the batch.
     if contracts:
         quarantined += _apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now)
+    # Records arriving again and passing every rule close their open objections (corrected).
+    objections.close_corrected(con, r, batch_id, "t", now, today)
 
     # 3. Superseded duplicates: the same change again in this batch, or a version already held.
     k = key_cols(r)
@@ -294,7 +307,9 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                   FROM hist.{r.key} SEMI JOIN touched USING ({k})) w
             WHERE h._vid = w._vid""")
 
-    # 7. Incidents and accounting: received = staged + quarantined + superseded, or nothing commits.
+    # 7. Objections for quarantined records the provider must fix; incidents and accounting:
+    #    received = staged + quarantined + superseded, or nothing commits.
+    objections.raise_for_batch(con, r, batch_id, _objection_reasons(catalog, r), now, today)
     for inc in meta["incidents"]:
         con.execute("INSERT INTO ops.incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [r.code, batch_id, inc["kind"], inc["field"], inc["rows"], inc["detail"], now])
@@ -320,6 +335,14 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     con.unregister("s")
     return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
                       len(meta["incidents"]))
+
+
+def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:
+    """Quarantine reasons whose fix is the provider's: objection-worthy rules + load problems."""
+    from pipelines.lib.contracts.rules import compile_rules
+
+    return ({x.rule_id for x in compile_rules(catalog, r) if x.objection}
+            | set(objections.config()["auto_raise_reasons"]))
 
 
 def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str,
