@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipelines.lib.catalog import Resource
+from pipelines.lib.drift import header_drift
 
 STANDARD_FIELDS = ("CZLX", "GXSJ")
 LINEAGE_FIELDS = ("_file", "_line")
@@ -24,10 +25,11 @@ class BatchRejected(Exception):
     Nothing of it is loaded; it is taken again when the provider delivers it again.
     """
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, drift: list | None = None):
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+        self.drift = list(drift or [])  # schema drift: the exact differences (pipelines.lib.drift)
 
 
 @dataclass(frozen=True)
@@ -91,14 +93,13 @@ def plan_header(resource: Resource, header: list[str]) -> HeaderPlan:
     keep = [c for c in header if c in wanted]
     forbidden = [c for c in header if c in forbidden_set]
     undeclared = [c for c in header if c not in wanted and c not in forbidden_set]
-    missing = [c for c in wanted if c not in header]
-    if missing:
+    drift = header_drift(wanted, header, forbidden_set)
+    if any(d.kind in ("missing", "renamed") for d in drift):
         raise BatchRejected(
             "schema_drift",
-            f"{resource.code}: the delivered columns differ from the responsibility list: missing "
-            f"{missing}" + (f", unexpected {undeclared}" if undeclared else "") +
-            "; ask the provider to redeliver with the declared header",
-        )
+            f"{resource.code}: the delivered columns differ from the responsibility list: "
+            + "; ".join(str(d) for d in drift) +
+            " — ask the provider to redeliver with the declared header", drift)
     return HeaderPlan(keep, forbidden, undeclared)
 
 

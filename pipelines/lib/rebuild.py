@@ -18,7 +18,7 @@ from pipelines.lib.warehouse import ensure_schema, load_batch, writer_lock
 # Not derivable from landing: cursors, rejected batches, run history, and the objections (people and
 # providers acted on them; a replay raises them again, then the recorded ones replace those).
 CARRIED_TABLES = ("ops.cursors", "ops.rejections", "ops.resource_runs", "ops.objections",
-                  "ops.objection_events")
+                  "ops.objection_events", "ops.deliveries", "ops.schema_drift")
 
 
 def rebuild(warehouse: Path, catalog: Catalog) -> int:
@@ -28,16 +28,16 @@ def rebuild(warehouse: Path, catalog: Catalog) -> int:
         new.unlink(missing_ok=True)
         with duckdb.connect(str(warehouse)) as old:
             ensure_schema(old, catalog)
-            batches = old.execute("""SELECT resource, landed_path, extracted_at FROM ops.batches
-                WHERE status = 'loaded' ORDER BY seq""").fetchall()
-        missing = [p for _, p, _ in batches if not Path(p).is_dir()]
+            batches = old.execute("""SELECT resource, landed_path, extracted_at, arrived_on
+                FROM ops.batches WHERE status = 'loaded' ORDER BY seq""").fetchall()
+        missing = [p for _, p, _, _ in batches if not Path(p).is_dir()]
         if missing:
             raise FileNotFoundError(f"landing folders are gone, cannot rebuild: {missing[:3]}")
         with duckdb.connect(str(new)) as out:
             ensure_schema(out, catalog)
-            for resource, landed, extracted_at in batches:
+            for resource, landed, extracted_at, arrived_on in batches:
                 load_batch(out, catalog, catalog.resource(resource), Path(landed),
-                           extracted_at=extracted_at)
+                           extracted_at=extracted_at, today=arrived_on)
             out.execute(f"ATTACH '{_quote(warehouse)}' AS previous (READ_ONLY)")
             for t in CARRIED_TABLES:
                 out.execute(f"DELETE FROM {t}")

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS ops.batches (
     seq BIGINT, status VARCHAR, received BIGINT, staged BIGINT, quarantined BIGINT,
     superseded BIGINT, deleted_by_snapshot BIGINT, incidents BIGINT, accounting_ok BOOLEAN,
     extracted_at TIMESTAMPTZ, landed_path VARCHAR, loaded_at TIMESTAMPTZ, elapsed_s DOUBLE,
-    PRIMARY KEY (resource, batch_id));
+    arrived_on DATE, PRIMARY KEY (resource, batch_id));
 CREATE TABLE IF NOT EXISTS ops.quarantine (
     resource VARCHAR, batch_id VARCHAR, file VARCHAR, line INTEGER, field VARCHAR,
     reason_code VARCHAR, reason VARCHAR, raw_line VARCHAR, quarantined_at TIMESTAMPTZ,
@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS ops.incidents (
     resource VARCHAR, batch_id VARCHAR, kind VARCHAR, field VARCHAR, rows BIGINT, detail VARCHAR,
     recorded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS ops.rejections (
-    resource VARCHAR, batch_id VARCHAR, code VARCHAR, message VARCHAR, rejected_at TIMESTAMPTZ);
+    resource VARCHAR, batch_id VARCHAR, code VARCHAR, message VARCHAR, rejected_at TIMESTAMPTZ,
+    arrived_on DATE);
+CREATE TABLE IF NOT EXISTS ops.schema_drift (
+    resource VARCHAR, batch_id VARCHAR, kind VARCHAR, field VARCHAR, detail VARCHAR,
+    detected_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS ops.resource_runs (
     resource VARCHAR, started_at TIMESTAMPTZ, elapsed_s DOUBLE, batches_loaded BIGINT,
     batches_skipped BIGINT, batches_rejected BIGINT, received BIGINT, staged BIGINT,
@@ -157,11 +161,15 @@ def batch_status(con, resource: str, batch_id: str) -> str | None:
     return row[0] if row else None
 
 
-def record_rejection(con, resource: Resource, batch_id: str, code: str, message: str) -> None:
+def record_rejection(con, resource: Resource, batch_id: str, code: str, message: str,
+                     drift=(), today: dt.date | None = None) -> None:
     """A rejected batch leaves a trace (and a 'rejected' status) but no rows."""
     now = dt.datetime.now(dt.UTC)
-    con.execute("INSERT INTO ops.rejections VALUES (?, ?, ?, ?, ?)",
-                [resource.code, batch_id, code, message, now])
+    con.execute("INSERT INTO ops.rejections VALUES (?, ?, ?, ?, ?, ?)",
+                [resource.code, batch_id, code, message, now, today or business_today()])
+    for d in drift:
+        con.execute("INSERT INTO ops.schema_drift VALUES (?, ?, ?, ?, ?, ?)",
+                    [resource.code, batch_id, d.kind, d.field, d.detail, now])
     con.execute("""INSERT INTO ops.batches (resource, batch_id, provider, delivery, status)
         VALUES (?, ?, ?, ?, 'rejected') ON CONFLICT DO UPDATE SET status = 'rejected'""",
                 [resource.code, batch_id, resource.provider, resource.delivery])
@@ -238,6 +246,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                 [r.code, batch_id, now, str(folder / "rejected.parquet")])
     quarantined = con.execute("SELECT count(DISTINCT _ord) FROM p").fetchone()[0] + \
         meta["rejected_rows"]
+    _reject_retyped(con, r, batch_id)
 
     # 2. Typed rows with a content hash (what a version says, without CZLX/GXSJ).
     typed = ", ".join(f"{typed_expr(f)} AS {ident(f.code)}" for f in r.stored_fields)
@@ -313,6 +322,9 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     for inc in meta["incidents"]:
         con.execute("INSERT INTO ops.incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [r.code, batch_id, inc["kind"], inc["field"], inc["rows"], inc["detail"], now])
+        con.execute("INSERT INTO ops.schema_drift VALUES (?, ?, 'extra', ?, ?, ?)",
+                    [r.code, batch_id, inc["field"], f"unexpected column {inc['field']} "
+                     f"({inc['kind']}); removed before storage", now])
     received = meta["received"]
     ok = received == staged + quarantined + superseded
     if not ok:
@@ -320,7 +332,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
                              f"staged {staged} + quarantined {quarantined} + superseded {superseded}")
     src = meta.get("source", {})
     con.execute("""INSERT INTO ops.batches VALUES (?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?,
-        ?, ?, ?, NULL) ON CONFLICT DO UPDATE SET seq = excluded.seq, status = 'loaded',
+        ?, ?, ?, NULL, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, status = 'loaded',
+        arrived_on = excluded.arrived_on,
         mode = excluded.mode, received = excluded.received, staged = excluded.staged,
         quarantined = excluded.quarantined, superseded = excluded.superseded,
         deleted_by_snapshot = excluded.deleted_by_snapshot, incidents = excluded.incidents,
@@ -328,13 +341,31 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
         landed_path = excluded.landed_path, loaded_at = excluded.loaded_at""",
                 [r.code, batch_id, r.provider, r.delivery, meta["mode"], seq, received, staged,
                  quarantined, superseded, deleted, len(meta["incidents"]), ok,
-                 extracted_at or src.get("extracted_at"), str(folder), now])
+                 extracted_at or src.get("extracted_at"), str(folder), now, today])
     con.execute("DROP VIEW IF EXISTS n")
     for tmp in ("p", "t", "dup", "multi", "touched", "cq"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")
     con.unregister("s")
     return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
                       len(meta["incidents"]))
+
+
+def _reject_retyped(con, r: Resource, batch_id: str) -> None:
+    """A field whose values mostly stopped parsing changed type or format: reject the batch."""
+    from pipelines.lib.drift import retyped
+    from pipelines.lib.parsed import BatchRejected
+
+    fields = {f.code: f for f in r.stored_fields}
+    found = []
+    for fld, n in con.execute("""SELECT prob.field, count(*) FROM p
+            WHERE prob.reason_code = 'unparseable_value' GROUP BY ALL""").fetchall():
+        non_null = con.execute(f"SELECT count({ident(fld)}) FROM s").fetchall()[0][0]
+        d = retyped(fld, fields[fld].type if fld in fields else "its type", n, non_null)
+        if d:
+            found.append(d)
+    if found:
+        raise BatchRejected("schema_drift", f"{r.code}/{batch_id}: " + "; ".join(map(str, found))
+                            + " — ask the provider to redeliver in the declared format", found)
 
 
 def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:

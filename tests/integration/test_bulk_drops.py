@@ -152,8 +152,34 @@ def test_schema_drift_rejects_the_batch_with_the_exact_difference(hub_settings):
     assert run.loaded == [] and len(run.rejected) == 1
     (code, message), = q(s, "SELECT code, message FROM ops.rejections")
     assert code == "schema_drift"
-    assert "missing ['XBDM']" in message and "unexpected ['XB']" in message
+    assert "renamed XBDM: declared XBDM missing; delivered XB instead" in message
+    assert q(s, "SELECT kind, field FROM ops.schema_drift") == [("renamed", "XBDM")]
     assert q(s, "SELECT count(*) FROM hist.ps_pop_basic") == [(0,)]
+
+
+def test_missing_and_extra_columns_are_reported_one_by_one(hub_settings):
+    s = hub_settings
+    header = [c for c in HEADER if c != "HYZKDM"] + ["LXDH"]
+    rows = [[v for c, v in zip(HEADER, person(i), strict=True) if c != "HYZKDM"] + ["13800000000"]
+            for i in range(2)]
+    write_batch(s.drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", header, rows)
+    ingest(s)
+    assert q(s, "SELECT kind, field FROM ops.schema_drift ORDER BY kind") == [
+        ("extra", "LXDH"), ("missing", "HYZKDM")]
+
+
+def test_a_field_whose_format_changed_is_reported_retyped_and_the_batch_rejected(hub_settings):
+    s = hub_settings
+    rows = [person(i) for i in range(6)]
+    for r in rows:  # the provider switched CSRQ to YYYY-MM-DD
+        r[4] = f"{r[4][:4]}-{r[4][4:6]}-{r[4][6:]}"
+    write_batch(s.drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", HEADER, rows)
+    run = ingest(s)
+    assert run.loaded == [] and len(run.rejected) == 1
+    assert q(s, "SELECT kind, field, detail FROM ops.schema_drift") == [
+        ("retyped", "CSRQ", "6 of 6 values do not parse as date: the field's type or format "
+                            "changed")]
+    assert q(s, "SELECT count(*) FROM ops.quarantine") == [(0,)]  # rolled back with the batch
 
 
 def test_batch_without_manifest_is_not_read_yet(hub_settings):
