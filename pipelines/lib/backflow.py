@@ -107,7 +107,7 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
             except BatchRejected as e:
                 log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
                 record_rejection(con, resource, batch_dir.name, e.code, e.message, e.drift,
-                                 settings.business_date())
+                                 settings.business_date(), getattr(e, "contract_results", ()))
                 record_delivery(con, resource, extracted_at=None,
                                 arrived_on=settings.business_date(), batch_id=batch_dir.name,
                                 status="rejected")
@@ -165,7 +165,7 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                 batch_id = getattr(e, "batch_id", "?")
                 log.error("batch %s/%s rejected: %s", resource.code, batch_id, e)
                 record_rejection(con, resource, batch_id, e.code, e.message, e.drift,
-                                 settings.business_date())
+                                 settings.business_date(), getattr(e, "contract_results", ()))
                 run.rejected.append((batch_id, str(e)))
             run.api_stats = dict(client.stats)
             # the feed answered to its end: the provider has delivered through yesterday

@@ -162,7 +162,7 @@ def batch_status(con, resource: str, batch_id: str) -> str | None:
 
 
 def record_rejection(con, resource: Resource, batch_id: str, code: str, message: str,
-                     drift=(), today: dt.date | None = None) -> None:
+                     drift=(), today: dt.date | None = None, contract_results=()) -> None:
     """A rejected batch leaves a trace (and a 'rejected' status) but no rows."""
     now = dt.datetime.now(dt.UTC)
     con.execute("INSERT INTO ops.rejections VALUES (?, ?, ?, ?, ?, ?)",
@@ -170,9 +170,14 @@ def record_rejection(con, resource: Resource, batch_id: str, code: str, message:
     for d in drift:
         con.execute("INSERT INTO ops.schema_drift VALUES (?, ?, ?, ?, ?, ?)",
                     [resource.code, batch_id, d.kind, d.field, d.detail, now])
-    con.execute("""INSERT INTO ops.batches (resource, batch_id, provider, delivery, status)
-        VALUES (?, ?, ?, ?, 'rejected') ON CONFLICT DO UPDATE SET status = 'rejected'""",
-                [resource.code, batch_id, resource.provider, resource.delivery])
+    if contract_results:  # why a contract blocked the batch, for the scorecard and the checks
+        con.executemany("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "?)", contract_results)
+    con.execute("""INSERT INTO ops.batches (resource, batch_id, provider, delivery, status,
+        arrived_on) VALUES (?, ?, ?, ?, 'rejected', ?) ON CONFLICT DO UPDATE SET status = 'rejected',
+        arrived_on = excluded.arrived_on""",
+                [resource.code, batch_id, resource.provider, resource.delivery,
+                 today or business_today()])
 
 
 @dataclass(frozen=True)
@@ -395,19 +400,21 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
     vol = volume_rule(r, mode, recent, current)
     results = run_contract(rules + ([vol] if vol else []),
                            con.sql("SELECT * FROM t").to_arrow_table())
-    for x in results:
-        detail = (f"{x.observed} rows, allowed {x.rule.min_count}..{x.rule.max_count or ''}"
-                  if x.observed is not None else None)
-        con.execute("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [r.code, batch_id, x.rule.rule_id, x.rule.field, x.rule.family,
-                     x.rule.severity, x.checked, x.failed, x.blocks_batch, now, x.observed, detail])
+    rows = [[r.code, batch_id, x.rule.rule_id, x.rule.field, x.rule.family, x.rule.severity,
+             x.checked, x.failed, x.blocks_batch, now, x.observed,
+             f"{x.observed} rows, allowed {x.rule.min_count}..{x.rule.max_count or ''}"
+             if x.observed is not None else None] for x in results]
     blocked = [x for x in results if x.blocks_batch]
     if blocked:
         detail = "; ".join(f"{x.rule.rule_id} {x.failed}/{x.checked} rows fail "
                            f"({x.rule.reason_en}; allowed {x.rule.max_fail_rate:.1%})"
                            if x.rule.row_level else f"{x.rule.rule_id}: {x.observed} rows "
                            f"({x.rule.reason_en})" for x in blocked)
-        raise BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}")
+        e = BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}")
+        e.contract_results = rows  # the load rolls back; the rejection records them
+        raise e
+    con.executemany("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows)
     failing = [x for x in results if x.failed and x.rule.severity == "error" and x.rule.row_level]
     if not failing:
         return 0
