@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 import time
@@ -12,7 +13,11 @@ import duckdb
 
 from pipelines.lib.settings import Settings
 from pipelines.lib.tables import render
+from pipelines.cli_objections import objections_group
 from pipelines.sim.cli import sim as sim_group
+
+
+LATE_DROP_SHARE = 0.3  # demo: share of bulk drops the simulator delivers a day late
 
 
 def _settings(home: str | None, drop_root: str | None = None, api_url: str | None = None):
@@ -105,10 +110,10 @@ def _read_con(s: Settings):
     return duckdb.connect(str(p), read_only=True)
 
 
-def summary_rows(con) -> tuple[list[str], list[tuple]]:
+def summary_rows(con, sql: str = "summarize_backflow") -> tuple[list[str], list[tuple]]:
     from pipelines.lib.sql import load_sql
 
-    cur = con.execute(load_sql("summarize_backflow"))
+    cur = con.execute(load_sql(sql))
     return [d[0] for d in cur.description], cur.fetchall()
 
 
@@ -225,12 +230,14 @@ def demo(home, scale, days, seed, serve, port):
     click.echo(f"starting the national-platform simulator (scale {scale:,}, seed {seed}) ...")
     sim.start()
     try:
-        s = demo_settings(home, sim.url)
-        ok = True
+        # Some bulk drops arrive a day late (manifest held back), so lateness shows.
+        sim.set_faults(in_progress=LATE_DROP_SHARE)
+        ok, s = True, None
         for day in range(days + 1):
             if day:
                 info = sim.advance(1)
                 click.echo(f"simulated day {info.get('day')} ({info.get('date')})")
+            s = demo_settings(home, sim.url, dt.date.fromisoformat(sim.status()["date"]))
             result = run_job(s, "backflow_all")
             label = "full load" if day == 0 else f"increment {day}"
             click.echo(f"  {label}: run {result.run_id[:8]} "
@@ -242,8 +249,22 @@ def demo(home, scale, days, seed, serve, port):
             ok = ok and result.success
         with _read_con(s) as con:
             headers, rows = summary_rows(con)
+            p_headers, p_rows = summary_rows(con, "summarize_providers")
+            objections = con.execute("""SELECT objection_id, provider, resource, rule_id, status
+                FROM ops.objections ORDER BY status IN ('corrected') DESC, objection_id
+                LIMIT 8""").fetchall()
         click.echo("\n" + render(headers, rows))
-        click.echo(f"\nmain job finished in {time.perf_counter() - t0:.1f}s; warehouse published "
+        click.echo(f"\nProviders (as of {s.business_date()}): validity = rows passing every "
+                   "contract rule; on_time = update-cycle periods delivered by their due date\n"
+                   + render(p_headers, p_rows))
+        if objections:
+            click.echo("\nSome objections (数据异议):\n" + render(
+                ["objection", "provider", "resource", "rule", "status"], objections))
+        env = f"HUILIU_HOME={home} HUILIU_TODAY={s.business_date()}"
+        click.echo(f"\nscorecard report: {s.reports_dir / 'scorecard' / 'index.html'}"
+                   f"\nobjections:       {env} huiliu objections list --open"
+                   f"\n                  {env} huiliu objections show <id>"
+                   f"\nmain job finished in {time.perf_counter() - t0:.1f}s; warehouse published "
                    f"at {s.published_current}\nopen it: duckdb -readonly {s.published_current}")
         if not ok:
             raise click.ClickException("a backflow run failed; see the messages above")
@@ -254,6 +275,7 @@ def demo(home, scale, days, seed, serve, port):
 
 
 main.add_command(sim_group, "sim")  # the simulator's own commands: serve, advance, status, truth
+main.add_command(objections_group, "objections")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ through a few simulated days, a summary table, then the Dagster UI (unless --no-
 from __future__ import annotations
 
 import logging
+import datetime as dt
 import os
 import shutil
 import socket
@@ -95,8 +96,9 @@ class Simulator:
         self.stop()
 
 
-def demo_settings(home: Path, sim_url: str) -> Settings:
-    return Settings(home=home, api_url=sim_url, drop_root=home / "drops")
+def demo_settings(home: Path, sim_url: str, today: dt.date | None = None) -> Settings:
+    """The hub follows the simulator's calendar (its days pass in seconds)."""
+    return Settings(home=home, api_url=sim_url, drop_root=home / "drops", today=today)
 
 
 def reset(home: Path) -> None:

@@ -40,6 +40,10 @@ def export_settings(settings: Settings) -> None:
     os.environ["HUILIU_API_URL"] = settings.api_url
     if settings.drop_root:
         os.environ["HUILIU_DROP_ROOT"] = str(Path(settings.drop_root).resolve())
+    if settings.today:  # the simulator's business date in the demo
+        os.environ["HUILIU_TODAY"] = settings.today.isoformat()
+    else:
+        os.environ.pop("HUILIU_TODAY", None)
 
 
 def run_job(settings: Settings, job_name: str = "backflow_all",

@@ -11,8 +11,10 @@ class HubSettings(dg.ConfigurableResource):
     home: str | None = None
     drop_root: str | None = None
     api_url: str | None = None
+    today: str | None = None  # YYYY-MM-DD: the hub's business date (replays, the demo)
 
     def settings(self) -> Settings:
         overrides = {k: v for k, v in {"home": self.home, "drop_root": self.drop_root,
-                                       "api_url": self.api_url}.items() if v is not None}
+                                       "api_url": self.api_url, "today": self.today}.items()
+                     if v is not None}
         return Settings(**overrides)

@@ -24,7 +24,7 @@ from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.landing import land
 from pipelines.lib.parsed import BatchRejected, Incident, ParsedBatch
 from pipelines.lib.settings import Settings
-from pipelines.lib.timeliness import record_delivery
+from pipelines.lib.timeliness import Timeliness, assess, record_delivery
 from pipelines.lib.warehouse import (
     LoadResult,
     batch_status,
@@ -46,6 +46,8 @@ class ResourceRun:
     elapsed_s: float = 0.0
     api_stats: dict[str, int] = field(default_factory=dict)  # requests, retries (API only)
     stage_s: dict[str, float] = field(default_factory=dict)  # seconds per stage, for tuning
+    contract: list[FamilyResult] = field(default_factory=list)  # this run's batches, per family
+    timeliness: Timeliness | None = None
 
     def timed(self, stage: str, t0: float) -> float:
         now = time.perf_counter()
@@ -112,6 +114,7 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                                 arrived_on=settings.business_date(), batch_id=batch_dir.name,
                                 status="rejected")
                 run.rejected.append((batch_dir.name, str(e)))
+        _summarise(con, settings, resource, run)
         _record_run(con, run, time.perf_counter() - t0)
     return run
 
@@ -149,9 +152,10 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
         with writer(settings.warehouse_path) as con:
             ensure_schema(con, catalog)
             row = con.execute("SELECT cursor, snapshot_id FROM ops.cursors WHERE resource = ?",
-                              [resource.code]).fetchone()
+                              [resource.code]).fetchall()
+            row = row[0] if row else None
             done = con.execute("SELECT count(*) FROM ops.batches WHERE resource = ? AND batch_id "
-                               "LIKE 'chg-%' AND status = 'loaded'", [resource.code]).fetchone()[0]
+                               "LIKE 'chg-%' AND status = 'loaded'", [resource.code]).fetchall()[0][0]
             cursor, snapshot_id = (row[0], row[1]) if row else (None, None)
             snaps = client.snapshots(resource.code)
             try:
@@ -172,6 +176,7 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
             record_delivery(con, resource, extracted_at=None, arrived_on=settings.business_date(),
                             batch_id=f"pull-{len(run.loaded)}-batches",
                             status="rejected" if run.rejected else "loaded")
+            _summarise(con, settings, resource, run)
             _record_run(con, run, time.perf_counter() - t0)
     finally:
         client.close()
@@ -285,6 +290,33 @@ def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> Re
     if resource.delivery == "bulk":
         return ingest_drops(settings, catalog, resource)
     return pull_api(settings, catalog, resource)
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """One contract rule family over the batches of one run (what its Dagster check shows)."""
+
+    family: str
+    severity: str
+    checked: int
+    failed: int
+    blocked_batches: tuple[str, ...]
+    failing_rules: tuple[str, ...]  # "rule_id failed/checked"
+
+
+def _summarise(con, settings: Settings, resource: Resource, run: ResourceRun) -> None:
+    """Contract results per family for the batches of this run, and the resource's timeliness."""
+    ids = [b.batch_id for b in run.loaded] + [bid for bid, _ in run.rejected]
+    if ids:
+        rows = con.execute("""SELECT family, any_value(severity), sum(checked), sum(failed),
+                list(DISTINCT batch_id) FILTER (WHERE blocked),
+                list(rule_id || ' ' || failed || '/' || checked ORDER BY failed DESC)
+                    FILTER (WHERE failed > 0)
+            FROM ops.contract_results WHERE resource = ? AND batch_id IN (SELECT unnest(?))
+            GROUP BY family ORDER BY family""", [resource.code, ids]).fetchall()
+        run.contract = [FamilyResult(f, sev, int(c), int(x), tuple(b or ()), tuple(r or ()))
+                        for f, sev, c, x, b, r in rows]
+    run.timeliness = assess(con, resource, settings.business_date())
 
 
 def _record_run(con, run: ResourceRun, elapsed_s: float) -> None:

@@ -27,7 +27,7 @@ def publish(settings: Settings) -> Path:
     tmp = out_dir / f".{target.name}.tmp"
     tmp.unlink(missing_ok=True)
     with writer(settings.warehouse_path) as con:
-        db = con.execute("SELECT current_database()").fetchone()[0]
+        db = con.execute("SELECT current_database()").fetchall()[0][0]
         path = str(tmp).replace("'", "''")
         con.execute(f"ATTACH '{path}' AS published_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
         try:

@@ -1,8 +1,8 @@
 """Provider scorecards: per provider × resource × period (day and month), stored and rendered.
 
 Tables (rebuilt whole on every run, derived from ops.*):
-  ops.scorecard        one row per period × resource (assets/sql/scorecard.sql)
-  ops.scorecard_rules  one row per period × contract rule (assets/sql/scorecard_rules.sql)
+  ops.scorecard        one row per period × resource (assets/sql/build_scorecard.sql)
+  ops.scorecard_rules  one row per period × contract rule (assets/sql/build_scorecard_rules.sql)
   ops.timeliness       one row per resource × cycle period: on_time | late | missing
 Reports: <home>/reports/scorecard/{day-YYYY-MM-DD,month-YYYY-MM}.html and index.html (the latest
 day), rendered by pipelines/lib/reports/scorecard_html.py.
@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from pipelines.lib import timeliness
 from pipelines.lib.catalog import Catalog
+from pipelines.lib.sql import load_sql
 from pipelines.lib.reports.scorecard_html import (
     RuleRow,
     Scorecard,
@@ -26,12 +27,7 @@ from pipelines.lib.reports.scorecard_html import (
     write_scorecard,
 )
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "assets" / "sql"
 TREND_DAYS, TREND_MONTHS = 14, 6
-
-
-def _sql(name: str) -> str:
-    return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
 def _register_inputs(con, catalog: Catalog, today: dt.date) -> None:
@@ -79,7 +75,7 @@ def build(con, catalog: Catalog, today: dt.date) -> dict:
     con.execute("""CREATE OR REPLACE TABLE ops.timeliness AS SELECT * FROM tl""")
     con.execute("DROP TABLE IF EXISTS ops.scorecard")
     con.execute("DROP TABLE IF EXISTS ops.scorecard_rules")
-    main, rules = _sql("scorecard.sql"), _sql("scorecard_rules.sql")
+    main, rules = load_sql("build_scorecard"), load_sql("build_scorecard_rules")
     first = True
     for kind, start, end in ([("day", d, d) for d in days]
                              + [("month", m, month_end(m)) for m in months]):

@@ -130,7 +130,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """Create what is missing. Skipped (one cheap read) when the warehouse already has this schema."""
     fp = _schema_fingerprint(catalog)
     try:
-        if con.execute("SELECT fingerprint FROM ops.schema_version").fetchone() == (fp,):
+        if con.execute("SELECT fingerprint FROM ops.schema_version").fetchall() == [(fp,)]:
             return
     except duckdb.CatalogException:
         pass
@@ -157,8 +157,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
 
 def batch_status(con, resource: str, batch_id: str) -> str | None:
     row = con.execute("SELECT status FROM ops.batches WHERE resource = ? AND batch_id = ?",
-                      [resource, batch_id]).fetchone()
-    return row[0] if row else None
+                      [resource, batch_id]).fetchall()
+    return row[0][0] if row else None
 
 
 def record_rejection(con, resource: Resource, batch_id: str, code: str, message: str,
@@ -249,7 +249,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, file, line, NULL, reason_code, reason,
         raw_line, ?, NULL FROM read_parquet(?) ORDER BY file, line""",
                 [r.code, batch_id, now, str(folder / "rejected.parquet")])
-    quarantined = con.execute("SELECT count(DISTINCT _ord) FROM p").fetchone()[0] + \
+    quarantined = con.execute("SELECT count(DISTINCT _ord) FROM p").fetchall()[0][0] + \
         meta["rejected_rows"]
     _reject_retyped(con, r, batch_id)
 
@@ -280,7 +280,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
             (t._gxsj = h._gxsj AND t._row_hash = h._row_hash)
             OR (h._is_current AND t._gxsj >= h._gxsj AND (t._op = 'D' OR t._row_hash = h._row_hash)))
         """)
-    superseded = con.execute("SELECT count(*) FROM dup").fetchone()[0]
+    superseded = con.execute("SELECT count(*) FROM dup").fetchall()[0][0]
 
     # 4. New versions. A key that appears once in the batch and never before is current with an
     #    open interval right away (the common case: a full load, a day's new records); keys with
@@ -295,7 +295,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
         con.execute(f"""INSERT INTO hist.{r.key} SELECT {cols}, _op, _gxsj, _gxsj, NULL, {simple},
             _row_hash, ?, _file, _line, ? * {VID_STRIDE} + _ord, ? FROM n {join} JOIN multi
             USING ({k})""", [batch_id, seq, now])
-    staged = con.execute("SELECT count(*) FROM n").fetchone()[0]
+    staged = con.execute("SELECT count(*) FROM n").fetchall()[0][0]
 
     # 5. A full snapshot deletes every current key it does not mention (readable or not).
     deleted = 0
@@ -306,13 +306,13 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
             false, NULL, ?, NULL, NULL, ? * {VID_STRIDE} + {VID_STRIDE - 1} - row_number() OVER (), ?
             FROM hist.{r.key} h WHERE h._is_current AND h._op <> 'D' AND NOT EXISTS (
                 SELECT 1 FROM s WHERE {key_join(r, 's', 'h')})""",
-                              [at, at, batch_id, seq, now]).fetchone()[0]
+                              [at, at, batch_id, seq, now]).fetchall()[0][0]
 
     # 6. Re-derive validity for keys that already had versions (arrival order does not matter).
     con.execute(f"""CREATE OR REPLACE TEMP TABLE touched AS SELECT * FROM multi UNION
         SELECT {k} FROM hist.{r.key} WHERE _batch_id = ? AND _op = 'D' AND _row_hash IS NULL""",
                 [batch_id])
-    if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
+    if con.execute("SELECT count(*) FROM touched").fetchall()[0][0]:
         con.execute(f"""UPDATE hist.{r.key} AS h SET _valid_to = w.valid_to,
                 _is_current = w.is_current
             FROM (SELECT _vid, lead(_gxsj) OVER (PARTITION BY {k} ORDER BY _gxsj, _vid) AS valid_to,

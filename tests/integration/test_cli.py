@@ -22,7 +22,7 @@ def huiliu(*args: str) -> subprocess.CompletedProcess:
 
 
 def row(i: int) -> list[str]:
-    pid = make_citizen_id("500103", dt.date(1985, 3, 1) + dt.timedelta(days=i), 21)
+    pid = make_citizen_id("500103", dt.date(1985, 3, 1) + dt.timedelta(days=i), 22)  # even: female
     return [pid, "孙丽", "2", "01", pid[6:14], "500103", "渝中区", "20", "0", "", "I",
             "2026-10-01 09:00:00"]
 

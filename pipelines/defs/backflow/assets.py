@@ -12,11 +12,58 @@ import dagster as dg
 from pipelines.defs.resources import HubSettings
 from pipelines.lib import backflow
 from pipelines.lib.catalog import Resource, catalog
+from pipelines.lib.contracts.rules import compile_rules, contracts_config
 from pipelines.lib.publish import publish
 
 PUBLISHED_KEY = dg.AssetKey(["warehouse", "published"])
 ACCOUNTING_CHECK = "row_accounting"
 ACCEPTED_CHECK = "batches_accepted"
+TIMELINESS_CHECK = "delivered_on_time"
+
+
+def contract_families(r: Resource) -> list[str]:
+    """The rule families of the resource's contract (one Dagster check each)."""
+    fams = {x.family for x in compile_rules(catalog(), r)} | {"volume", "snapshot_volume"}
+    return sorted(fams)
+
+
+def _family_check_spec(key: dg.AssetKey, family: str) -> dg.AssetCheckSpec:
+    fam = contracts_config()["families"][family]
+    return dg.AssetCheckSpec(
+        f"contract_{family}", asset=key,
+        description=f"Contract rules of family {family} (severity {fam['severity']}, allowed fail "
+                    f"rate {fam.get('max_fail_rate', 1.0):.1%}; quality/contracts.yaml) on every "
+                    "batch of the run. ERROR: a batch was blocked and not promoted; WARN: rows "
+                    "failed and were quarantined (error rules) or reported (warn rules).")
+
+
+def _family_check_result(family: str, fr) -> dg.AssetCheckResult:
+    if fr is None:  # no batch in this run was judged by this family
+        return dg.AssetCheckResult(check_name=f"contract_{family}", passed=True,
+                                   metadata={"checked": 0, "failed": 0})
+    blocked = bool(fr.blocked_batches)
+    lines = "\n".join(f"- {x}" for x in fr.failing_rules[:20]) or "none"
+    return dg.AssetCheckResult(
+        check_name=f"contract_{family}", passed=fr.failed == 0,
+        severity=dg.AssetCheckSeverity.ERROR if blocked else dg.AssetCheckSeverity.WARN,
+        description=(f"batch(es) {', '.join(fr.blocked_batches)} blocked: over the threshold, "
+                     "not promoted" if blocked else
+                     f"{fr.failed} of {fr.checked} row checks failed" if fr.failed else None),
+        metadata={"checked": fr.checked, "failed": fr.failed,
+                  "fail_rate": round(fr.failed / fr.checked, 6) if fr.checked else 0.0,
+                  "blocked_batches": len(fr.blocked_batches),
+                  "failing_rules": dg.MetadataValue.md(lines)})
+
+
+def _timeliness_result(t) -> dg.AssetCheckResult:
+    late_now = bool(t and t.missing)
+    meta = {"periods_expected": t.expected if t else 0, "on_time": len(t.on_time) if t else 0,
+            "late": len(t.late) if t else 0, "missing": len(t.missing) if t else 0}
+    if t and t.on_time_rate is not None:
+        meta["on_time_rate"] = round(t.on_time_rate, 4)
+    return dg.AssetCheckResult(check_name=TIMELINESS_CHECK, passed=not late_now,
+                               severity=dg.AssetCheckSeverity.WARN,
+                               description=t.describe() if t else None, metadata=meta)
 
 
 def asset_key(resource: Resource) -> dg.AssetKey:
@@ -43,6 +90,11 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
         metadata={"primary_key": list(r.primary_key), "table": f"hist.{r.key}",
                   "current_view": f"cur.{r.key}"},
         check_specs=[
+            *[_family_check_spec(key, f) for f in contract_families(r)],
+            dg.AssetCheckSpec(TIMELINESS_CHECK, asset=key,
+                              description=f"Every {r.update_cycle} period delivered by its due "
+                                          "date (quality/timeliness.yaml); fails while a period "
+                                          "is overdue and undelivered (the provider is late)."),
             dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=key,
                               description="received = staged + quarantined + superseded, for "
                                           "every batch loaded in this run"),
@@ -67,9 +119,12 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
                               rejected)
         # Accepted batches are loaded and published; the rejected ones fail this check (error
         # severity, red in the UI) until the provider redelivers them.
+        by_family = {fr.family: fr for fr in run.contract}
         return dg.MaterializeResult(
             metadata=meta,
             check_results=[
+                *[_family_check_result(f, by_family.get(f)) for f in contract_families(r)],
+                _timeliness_result(run.timeliness),
                 dg.AssetCheckResult(check_name=ACCOUNTING_CHECK, passed=balanced,
                                     metadata={"batches": len(run.loaded)}),
                 dg.AssetCheckResult(
@@ -90,7 +145,8 @@ BACKFLOW_ASSETS = [build_backflow_asset(r) for r in catalog().resources.values()
 @dg.asset(
     key=PUBLISHED_KEY,
     group_name="warehouse",
-    deps=[asset_key(r) for r in catalog().resources.values()],
+    deps=[asset_key(r) for r in catalog().resources.values()]
+    + [dg.AssetKey(["governance", "scorecard"])],
     kinds={"duckdb"},
     description="A consistent copy of the warehouse for readers, switched in atomically as "
                 "<home>/published/current.duckdb after the backflow assets succeed.",

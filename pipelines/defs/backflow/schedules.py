@@ -18,20 +18,23 @@ DEFAULT_RUN_CONFIG = {"execution": {"config": {"multiprocess": {"max_concurrent"
 
 backflow_all = dg.define_asset_job(
     "backflow_all",
-    selection=dg.AssetSelection.groups("backflow_ps", "backflow_ca", "backflow_cu")
+    selection=dg.AssetSelection.groups("backflow_ps", "backflow_ca", "backflow_cu", "governance")
     | dg.AssetSelection.assets(PUBLISHED_KEY),
     executor_def=EXECUTOR,
     config=DEFAULT_RUN_CONFIG,
-    description="Backflow of every resource of the responsibility list, then publish.",
+    description="Backflow of every resource of the responsibility list, objections and the "
+                "provider scorecard, then publish.",
 )
 
 
 def cycle_job(cycle: str):
     keys = [asset_key(r) for r in catalog().resources.values() if r.update_cycle == cycle]
     return dg.define_asset_job(
-        f"backflow_{cycle}", selection=dg.AssetSelection.assets(*keys, PUBLISHED_KEY),
+        f"backflow_{cycle}",
+        selection=dg.AssetSelection.assets(*keys, PUBLISHED_KEY) | dg.AssetSelection.groups(
+            "governance"),
         executor_def=EXECUTOR, config=DEFAULT_RUN_CONFIG,
-        description=f"Backflow of the {cycle} resources, then publish.")
+        description=f"Backflow of the {cycle} resources, objections and scorecard, then publish.")
 
 
 CYCLE_JOBS = {c: cycle_job(c) for c in CRON if any(

@@ -20,6 +20,7 @@ from pipelines.lib.contracts.sql_macros import MACROS
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per context
 
 
 @dataclass(frozen=True)
