@@ -104,7 +104,7 @@ def show_cmd(home, objection_id):
         for (name, *_), v in zip(cur.description, row[0], strict=True):
             click.echo(f"{name:>14}: {v}")
         events = con.execute("""SELECT on_date, from_status, to_status, actor, reason
-            FROM ops.objection_events WHERE objection_id = ? ORDER BY event_at""",
+            FROM ops.objection_events WHERE objection_id = ? ORDER BY event_at, rowid""",
                              [objection_id]).fetchall()
     click.echo("\n" + render(["date", "from", "to", "by", "why"], events))
 
