@@ -101,7 +101,8 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                 run.loaded.append(load_batch(con, catalog, resource, folder, rows=rows,
                                              extracted_at=batch.manifest.extracted_at,
                                              contracts=settings.contracts,
-                                             today=settings.business_date()))
+                                             today=settings.business_date(),
+                                             report_dir=settings.reports_dir / "validations"))
                 run.timed("load", t)
                 record_delivery(con, resource, extracted_at=batch.manifest.extracted_at,
                                 arrived_on=settings.business_date(), batch_id=batch_dir.name,
@@ -206,7 +207,8 @@ def _take_snapshot(con, settings, catalog, client, resource, snap, run) -> str:
     run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=as_of,
                                  cursor=(snap.feed_cursor, snap.snapshot_id), rows=rows,
                                  contracts=settings.contracts,
-                                 today=settings.business_date()))
+                                 today=settings.business_date(),
+                                 report_dir=settings.reports_dir / "validations"))
     return snap.feed_cursor
 
 
@@ -282,7 +284,8 @@ def _load_changes(con, settings, catalog, resource, batch_id, parts, start, curs
     run.loaded.append(load_batch(con, catalog, resource, folder, extracted_at=fetched_at,
                                  cursor=(cursor, None), rows=landed,
                                  contracts=settings.contracts,
-                                 today=settings.business_date()))
+                                 today=settings.business_date(),
+                                 report_dir=settings.reports_dir / "validations"))
 
 
 def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:

@@ -196,7 +196,7 @@ class LoadResult:
 def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
                extracted_at: dt.datetime | None = None, cursor: tuple[str, str | None] | None = None,
                rows: pa.Table | None = None, contracts: bool = True,
-               today: dt.date | None = None) -> LoadResult:
+               today: dt.date | None = None, report_dir: Path | None = None) -> LoadResult:
     """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows.
 
     `rows` may pass the landed rows.parquet already in memory (what `land` returned) to spare a
@@ -210,7 +210,7 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
     con.execute("BEGIN TRANSACTION")
     try:
         result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts,
-                       today or business_today())
+                       today or business_today(), report_dir)
         if cursor is not None:
             con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
                 SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
@@ -227,7 +227,7 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
 
 def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
           extracted_at: dt.datetime | None, rows: pa.Table | None, contracts: bool,
-          today: dt.date) -> LoadResult:
+          today: dt.date, report_dir: Path | None) -> LoadResult:
     batch_id = meta["batch_id"]
     now = dt.datetime.now(dt.UTC)
     seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
@@ -265,7 +265,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     # 2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
     #     quarantine with the rule id; a rule failing more than its threshold blocks the batch.
     if contracts:
-        quarantined += _apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now)
+        quarantined += _apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now,
+                                       report_dir)
     # Records arriving again and passing every rule close their open objections (corrected).
     objections.close_corrected(con, r, batch_id, "t", now, today)
 
@@ -373,6 +374,26 @@ def _reject_retyped(con, r: Resource, batch_id: str) -> None:
                             + " — ask the provider to redeliver in the declared format", found)
 
 
+def _write_report(con, r: Resource, batch_id: str, mode: str, results, report_dir: Path) -> None:
+    """The batch's validation report (HTML), with a few failing rows per rule as examples."""
+    import great_expectations as gx
+
+    from pipelines.lib.reports import validation_html as vh
+
+    examples = []
+    for x in results:
+        if x.failed and x.rule.row_level:
+            value = f"CAST({ident(x.rule.field)} AS VARCHAR)" if x.rule.field else "NULL"
+            for f, ln, key, v in con.execute(f"""SELECT _file, _line, {record_key_expr(r)}, {value}
+                    FROM t WHERE {x.rule.fail_where('t')} ORDER BY _ord
+                    LIMIT {vh.EXAMPLES_PER_RULE}""").fetchall():
+                examples.append(vh.Example(x.rule.rule_id, f, ln, key, v))
+    rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+    vh.write_validation(vh.Validation(
+        r.code, r.name_zh, r.provider, batch_id, mode, rows, vh.now_text(), gx.__version__,
+        vh.rule_lines(results), tuple(examples)), report_dir)
+
+
 def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:
     """Quarantine reasons whose fix is the provider's: objection-worthy rules + load problems."""
     from pipelines.lib.contracts.rules import compile_rules
@@ -382,7 +403,7 @@ def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:
 
 
 def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str,
-                    landed_cols: list[str], now: dt.datetime) -> int:
+                    landed_cols: list[str], now: dt.datetime, report_dir: Path | None) -> int:
     """Validate table `t` against the resource's contract; returns the rows quarantined."""
     from pipelines.lib.contracts.reference import register_reference_tables
     from pipelines.lib.contracts.rules import compile_rules, contracts_config, volume_rule
@@ -404,6 +425,11 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
              x.checked, x.failed, x.blocks_batch, now, x.observed,
              f"{x.observed} rows, allowed {x.rule.min_count}..{x.rule.max_count or ''}"
              if x.observed is not None else None] for x in results]
+    for m in MACROS:  # the same rule predicates, on this connection only (not stored)
+        con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    register_reference_tables(con)
+    if report_dir is not None:
+        _write_report(con, r, batch_id, mode, results, report_dir)
     blocked = [x for x in results if x.blocks_batch]
     if blocked:
         detail = "; ".join(f"{x.rule.rule_id} {x.failed}/{x.checked} rows fail "
@@ -418,9 +444,6 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
     failing = [x for x in results if x.failed and x.rule.severity == "error" and x.rule.row_level]
     if not failing:
         return 0
-    for m in MACROS:  # the same rule predicates, on this connection only (not stored)
-        con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
-    register_reference_tables(con)
     con.execute("CREATE OR REPLACE TEMP TABLE cq (_ord BIGINT)")
     for x in failing:
         reason = f"{x.rule.reason_zh} / {x.rule.reason_en}: "

@@ -131,6 +131,12 @@ def test_a_batch_over_a_contract_threshold_is_blocked_and_never_published(tmp_pa
         assert con.execute("""SELECT failed, blocked FROM ops.contract_results
             WHERE batch_id = '20261002T020000-000002' AND family = 'gb11643'""").fetchall() == [
             (27, True)]
+    # and the batch's validation report says so, with failing rows as examples
+    report = home / "reports" / "validations" / "PS_POP_BASIC" / "20261002T020000-000002.html"
+    html = report.read_text(encoding="utf-8")
+    assert "blocked: nothing of this batch was promoted" in html
+    assert "PS_POP_BASIC.GMSFHM.gb11643" in html and "expect_column_values_to_be_valid_citizen_id" in html
+    assert (home / "reports" / "validations" / "PS_POP_BASIC" / "20261001T020000-000001.html").exists()
 
 
 def test_a_provider_that_has_not_delivered_shows_as_late(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.lib.reports import files as report_files
 from pipelines.lib.reports import scorecard_html as sc
 from pipelines.lib.reports.scorecard_html import (
     RuleRow,
@@ -443,7 +444,7 @@ def test_write_scorecard_is_atomic(tmp_path, monkeypatch):
     target = tmp_path / "2026-10-03.html"
     target.write_text("old page", encoding="utf-8")
     calls: list[tuple[Path, Path]] = []
-    real_replace = sc.os.replace
+    real_replace = report_files.os.replace
 
     def spy(src, dst):
         calls.append((Path(src), Path(dst)))
@@ -451,7 +452,7 @@ def test_write_scorecard_is_atomic(tmp_path, monkeypatch):
         assert Path(src).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
         real_replace(src, dst)
 
-    monkeypatch.setattr(sc.os, "replace", spy)
+    monkeypatch.setattr(report_files.os, "replace", spy)
     write_scorecard(make_card(), target)
     ((src, dst),) = calls
     assert dst == target and src.parent == target.parent and src != target
@@ -460,7 +461,7 @@ def test_write_scorecard_is_atomic(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sc.os, "replace", boom)
+    monkeypatch.setattr(report_files.os, "replace", boom)
     before = target.read_text(encoding="utf-8")
     with pytest.raises(OSError, match="disk full"):
         write_scorecard(make_card(generated_at="never"), target)

@@ -29,6 +29,7 @@ class RuleResult:
     checked: int  # rows judged (1 for a batch-level rule)
     failed: int
     observed: int | None = None  # batch-level rules: the value judged (e.g. the row count)
+    expectation: str = ""  # the GX expectation type that judged it
 
     @property
     def fail_rate(self) -> float:
@@ -116,9 +117,11 @@ def run_contract(rules: list[Rule], batch: pa.Table) -> list[RuleResult]:
         if problem:  # a rule that could not run must never read as "0 failures"
             raise RuntimeError(f"contract rule {rule.rule_id} could not run: {problem}")
         r = res.result or {}
+        kind = res.expectation_config.type
         if rule.kind == "row_count":
-            out.append(RuleResult(rule, 1, 0 if res.success else 1, int(r["observed_value"])))
+            out.append(RuleResult(rule, 1, 0 if res.success else 1, int(r["observed_value"]),
+                                  kind))
             continue
         failed = r.get("unexpected_count", r.get("observed_value", 0)) or 0
-        out.append(RuleResult(rule, batch.num_rows, int(failed)))
+        out.append(RuleResult(rule, batch.num_rows, int(failed), None, kind))
     return out

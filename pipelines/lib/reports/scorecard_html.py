@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import jinja2
+
+from pipelines.lib.reports.files import write_atomically
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "assets" / "templates"
 TEMPLATE_NAME = "scorecard.html.j2"
@@ -589,33 +589,5 @@ def render_scorecard(card: Scorecard) -> str:
 
 
 def write_scorecard(card: Scorecard, path: Path) -> Path:
-    """Render and write atomically: a temporary file in the same directory, then os.replace.
-
-    A reader (or a web server) sees the old page or the new one, never a half-written file.
-    """
-    path = Path(path)
-    html = render_scorecard(card).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(html)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the page is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; best effort (not every filesystem allows it)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
+    """Render and write atomically (a reader sees the old page or the new one, never half)."""
+    return write_atomically(render_scorecard(card), path)
