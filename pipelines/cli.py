@@ -186,14 +186,18 @@ def catalog_check(root):
     """Load and cross-check the catalogue; exit 1 with the file, entry and problem if malformed."""
     from pipelines.lib.catalog import CATALOG_DIR, CatalogError, load_catalog
 
+    from pipelines.lib.contracts.rules import ContractError, compile_rules
+
     try:
         c = load_catalog(Path(root) if root else CATALOG_DIR)
-    except CatalogError as e:
+        n_rules = sum(len(compile_rules(c, r)) for r in c.resources.values())  # rule refs valid?
+    except (CatalogError, ContractError) as e:
         raise click.ClickException(str(e)) from None
     rows = [(r.code, r.name_zh, r.provider, r.delivery, r.update_cycle, ",".join(r.primary_key),
              len(r.fields), ",".join(r.forbidden_fields)) for r in c.resources.values()]
     click.echo(render(["resource", "name", "provider", "delivery", "cycle", "key", "fields",
                        "not shared"], rows))
+    click.echo(f"\ncontracts: {n_rules} rules compiled (quality/contracts.yaml)")
 
 
 @main.command()
