@@ -32,7 +32,8 @@ def make_drops(root: Path, batches: int = 5, rows: int = 25_000) -> None:
             n = rng.randrange(rows * 2)  # overlapping keys across batches: versions and re-sends
             pid = make_citizen_id("500103", dt.date(1960, 1, 1) + dt.timedelta(days=n % 20000),
                                   n // 20000)
-            out.append([pid, "周杰", "1", "01", pid[6:14], "500103", f"渝中区{n % 97}号",
+            sex = "1" if int(pid[16]) % 2 else "2"  # what the ID number states
+            out.append([pid, "周杰", sex, "01", pid[6:14], "500103", f"渝中区{n % 97}号",
                         rng.choice(["10", "20"]), "0", "", "I" if b == 0 else "U",
                         day.strftime("%Y-%m-%d %H:%M:%S")])
         write_batch(root, "PS", "PS_POP_BASIC", f"{day:%Y%m%d}T020000-{b + 1:06d}", HEADER, out,

@@ -1,9 +1,16 @@
-"""Real Dagster runs of the main job on a persistent instance, against the simulator process."""
+"""Real Dagster runs of the main job on a persistent instance, against the simulator process, and
+what the Dagster UI (its webserver's GraphQL, as the browser sees it) shows about them."""
+
+import os
+import subprocess
+import sys
+import time
 
 import duckdb
+import httpx
 import pytest
 
-from pipelines.demo import Simulator, demo_settings
+from pipelines.demo import Simulator, demo_settings, free_port
 from pipelines.lib.catalog import catalog
 from pipelines.runner import run_job
 
@@ -36,3 +43,42 @@ def test_backflow_all_in_separate_step_processes_materialises_every_asset(tmp_pa
                                  "AND received <> staged + quarantined + superseded").fetchone()
     assert set(loaded) == set(catalog().resources)
     assert unbalanced == (0,)
+
+    checks = ui_asset_checks(os.environ["DAGSTER_HOME"], s)
+    for r in catalog().resources.values():
+        got = checks[f"backflow/{r.key}"]
+        assert {"row_accounting", "batches_accepted", "delivered_on_time",
+                "contract_required"} <= set(got), got
+        assert all(status in {"SUCCEEDED", "FAILED"} for status in got.values()), got
+    assert "contract_gb11643" in checks["backflow/ps_pop_basic"]
+    assert checks["governance/objections"]["no_overdue_objections"] in {"SUCCEEDED", "FAILED"}
+
+
+CHECKS_QUERY = """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks {
+    checks { name executionForLatestMaterialization { status } } } } } }"""
+
+
+def ui_asset_checks(dagster_home: str, s) -> dict[str, dict[str, str]]:
+    """Start the Dagster webserver on the run's instance and read every asset's checks with the
+    status of their latest execution, as the UI's asset pages do."""
+    port = free_port()
+    env = dict(os.environ, DAGSTER_HOME=dagster_home, HUILIU_HOME=str(s.home))
+    proc = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-m",
+                             "pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": CHECKS_QUERY},
+                          timeout=60).json()["data"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return {"/".join(n["assetKey"]["path"]): {
+        c["name"]: (c["executionForLatestMaterialization"] or {}).get("status")
+        for c in n["assetChecksOrError"].get("checks", [])} for n in data["assetNodes"]}
