@@ -7,8 +7,11 @@ predicate then selects exactly those rows for quarantine, and the two counts mus
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -80,35 +83,86 @@ def _exception(info) -> str | None:
     return None
 
 
+class _Engine:
+    """One GX context, DuckDB datasource and batch definition per process, and one validation
+    definition per distinct contract: building them costs ~1 s (serialising every expectation
+    into the suite store, once per expectation), validating a small batch much less. The batch is
+    (re)registered as the Arrow table `batch` on GX's live DuckDB connection for each run."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.lock = threading.Lock()
+        self.live: list = []  # DBAPI connections GX opened (one with its StaticPool)
+        self.current: pa.Table | None = None
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        gx_duckdb._ON_CONNECT.append(self._on_connect)  # noqa: SLF001
+        self.current = pa.table({"_ord": pa.array([], pa.int64())})  # the asset needs a table
+        ds = self.context.data_sources.add_duckdb(
+            name="hub", connection_string="duckdb:///:memory:", init_sql=MACROS)
+        self.batch_definition = ds.add_table_asset(
+            name="batch", table_name="batch").add_batch_definition_whole_table("all")
+        self.definitions: OrderedDict[tuple, object] = OrderedDict()
+
+    def _on_connect(self, con) -> None:
+        register_reference_tables(con)
+        con.register("batch", self.current)
+        self.live.append(con)
+
+    def _register(self, table: pa.Table) -> None:
+        self.current = table
+        for con in list(self.live):
+            try:
+                con.register("batch", table)
+            except Exception:  # noqa: BLE001 - a connection GX has closed meanwhile
+                self.live.remove(con)
+
+    def definition(self, rules: list[Rule]):
+        import great_expectations as gx
+
+        key = tuple((r.rule_id, r.min_count, r.max_count) for r in rules)
+        if key in self.definitions:
+            self.definitions.move_to_end(key)
+            return self.definitions[key]
+        name = f"{rules[0].resource}_contract_{len(self.definitions)}_{abs(hash(key)):x}"
+        # expectations passed whole: adding them one by one re-serialises the suite each time
+        suite = self.context.suites.add(gx.ExpectationSuite(
+            name=name, expectations=[_expectation(r) for r in rules]))
+        vd = self.context.validation_definitions.add(gx.ValidationDefinition(
+            name=name, data=self.batch_definition, suite=suite))
+        self.definitions[key] = vd
+        if len(self.definitions) > MAX_DEFINITIONS:  # e.g. volume bounds change every batch
+            _, old = self.definitions.popitem(last=False)
+            self.context.validation_definitions.delete(old.name)
+            self.context.suites.delete(old.suite.name)
+        return vd
+
+    def run(self, rules: list[Rule], batch: pa.Table):
+        with self.lock:
+            vd = self.definition(rules)
+            self._register(batch)
+            try:
+                return vd.run(result_format="SUMMARY")
+            finally:
+                self._register(batch.schema.empty_table())  # do not hold the rows
+
+
+MAX_DEFINITIONS = 64
+
+
+@functools.cache
+def _engine() -> _Engine:
+    return _Engine()
+
+
 def run_contract(rules: list[Rule], batch: pa.Table) -> list[RuleResult]:
     """Validate `batch` (typed rows with an `_ord` column) against `rules`."""
     if not rules or batch.num_rows == 0:
         return [RuleResult(r, 1, 0 if (r.min_count or 0) <= 0 else 1, 0) if r.kind == "row_count"
                 else RuleResult(r, 0, 0) for r in rules]
-    import great_expectations as gx
-
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    def hook(con) -> None:
-        register_reference_tables(con)
-        con.register("batch", batch)
-
-    gx_duckdb._ON_CONNECT.append(hook)
-    try:
-        ds = context.data_sources.add_duckdb(name="hub", connection_string="duckdb:///:memory:",
-                                             init_sql=MACROS)
-        asset = ds.add_table_asset(name="batch", table_name="batch")
-        bd = asset.add_batch_definition_whole_table("all")
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{rules[0].resource}_contract"))
-        for r in rules:
-            suite.add_expectation(_expectation(r))
-        vd = context.validation_definitions.add(gx.ValidationDefinition(
-            name="batch_contract", data=bd, suite=suite))
-        result = vd.run(result_format="SUMMARY")
-    finally:
-        gx_duckdb._ON_CONNECT.remove(hook)
+    result = _engine().run(rules, batch)
     by_id = {r.rule_id: r for r in rules}
     out = []
     for res in result.results:
