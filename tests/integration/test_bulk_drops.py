@@ -271,3 +271,30 @@ def test_rebuild_from_landing_reproduces_the_warehouse(hub_settings):
     before = {k: q(s, v) for k, v in sql.items()}
     assert rebuild(s.warehouse_path, CAT) == 3
     assert {k: q(s, v) for k, v in sql.items()} == before
+
+
+def test_contract_failures_are_quarantined_with_rule_field_and_an_exact_reason(hub_settings):
+    s = hub_settings
+    rows = [person(i) for i in range(4)]
+    rows[1][0] = rows[1][0][:17] + ("1" if rows[1][0][17] == "0" else "0")  # check character
+    rows[2][2] = "2"  # the ID says male
+    rows[3][9] = "20261001"  # a death date for a living person
+    write_batch(s.drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", HEADER, rows)
+    run = ingest(s)
+    assert [(b.staged, b.quarantined) for b in run.loaded] == [(1, 3)]
+    got = q(s, "SELECT line, field, reason_code, reason, record_key FROM ops.quarantine "
+               "ORDER BY line")
+    assert got == [
+        (3, "GMSFHM", "PS_POP_BASIC.GMSFHM.gb11643",
+         "公民身份号码校验失败(GB 11643) / not a valid citizen ID (GB 11643 check character or "
+         f"birth date): {rows[1][0]}", rows[1][0]),
+        (4, "XBDM", "PS_POP_BASIC.XBDM.id_consistency",
+         "性别与公民身份号码(第17位)不一致 / sex disagrees with the citizen ID (digit 17): 2",
+         rows[2][0]),
+        (5, "SWRQ", "PS_POP_BASIC.SWRQ.conditional_required",
+         "死亡日期应当且仅当人员状态为死亡时填写 / must be present if and only if RYZTDM = 1: "
+         "2026-10-01", rows[3][0]),
+    ]
+    # each raised an objection to the provider, and the rest is stored
+    assert q(s, "SELECT count(*), count(DISTINCT record_key) FROM ops.objections") == [(3, 3)]
+    assert q(s, "SELECT count(*) FROM cur.ps_pop_basic") == [(1,)]
