@@ -169,3 +169,27 @@ def test_customs_region_of_a_renamed_division_and_long_term_validity_are_accepte
     rows[1]["YXQZ"] = dt.date(2099, 12, 31)  # a validity end date may lie in the future
     rows[2].update(XYZD="237", XYDJDM="A")  # old-regime value with its regime
     assert enterprise_failures(rows) == {}
+
+
+def test_a_full_snapshot_far_smaller_than_the_register_is_blocked_by_volume():
+    from pipelines.lib.contracts.rules import volume_rule
+
+    pop = CAT.resource("PS_POP_BASIC")
+    rule = volume_rule(pop, "full", [], current_keys=5000)  # 90 %: at least 4,500 rows
+    assert (rule.family, rule.severity, rule.min_count) == ("snapshot_volume", "error", 4500)
+    rows = [clean_person(i) for i in range(3)]
+    (result,) = run_contract([rule], pa.Table.from_pylist(rows))
+    assert (result.failed, result.observed, result.blocks_batch) == (1, 3, True)
+    assert volume_rule(pop, "full", [], current_keys=999) is None  # a small register may halve
+
+
+def test_an_incremental_batch_far_from_recent_ones_is_reported_not_blocked():
+    from pipelines.lib.contracts.rules import volume_rule
+
+    pop = CAT.resource("PS_POP_BASIC")
+    assert volume_rule(pop, "incremental", [10, 12], 0) is None  # too little history
+    rule = volume_rule(pop, "incremental", [2, 3, 3, 2, 3], 0)  # median 3: 0..16 rows expected
+    (ok,) = run_contract([rule], pa.Table.from_pylist([clean_person(i) for i in range(3)]))
+    assert ok.failed == 0
+    (big,) = run_contract([rule], pa.Table.from_pylist([clean_person(i) for i in range(40)]))
+    assert (big.failed, big.observed, big.blocks_batch, big.rule.severity) == (1, 40, False, "warn")
