@@ -8,47 +8,62 @@ the rows GX counted.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from great_expectations.expectations import UnexpectedRowsExpectation
 
 
-class ExpectColumnValuesToBeValidCitizenId(UnexpectedRowsExpectation):
+class _CountedRule(UnexpectedRowsExpectation):
+    """Judged on the count of failing rows only. The stock class also depends on the metric
+    `unexpected_rows_query.table` (a second `SELECT` of the failing rows, which DuckDB finishes
+    even though GX fetches 200 of them), so every rule ran twice; the warehouse selects the rows
+    itself, with the same predicate. Measured on 5,000,000 rows: GX 1.8x -> 1.0x plain SQL."""
+
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
+
+    def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+        n = metrics["unexpected_rows_query.row_count"]
+        return {"success": n == 0, "result": {"observed_value": n}}
+
+
+class ExpectColumnValuesToBeValidCitizenId(_CountedRule):
     """GB 11643-1999 citizen ID: MOD 11-2 check character, real birth date; legacy 15-digit and
     cosmetic damage (full-width, spaces, lowercase x) accepted."""
 
 
-class ExpectColumnValuesToBeValidUscc(UnexpectedRowsExpectation):
+class ExpectColumnValuesToBeValidUscc(_CountedRule):
     """GB 32100-2015 unified social credit code incl. the embedded GB 11714 organisation code."""
 
 
-class ExpectColumnValuesToBeValidCustomsCode(UnexpectedRowsExpectation):
+class ExpectColumnValuesToBeValidCustomsCode(_CountedRule):
     """Customs enterprise code structure: region 4, economic zone 1, enterprise type 1, sequence 4."""
 
 
-class ExpectColumnValuesToBeValidDivisionAtDate(UnexpectedRowsExpectation):
+class ExpectColumnValuesToBeValidDivisionAtDate(_CountedRule):
     """GB/T 2260 division code valid on the record's date (versioned catalogs/divisions.csv)."""
 
 
-class ExpectColumnValuesToAgreeWithCitizenId(UnexpectedRowsExpectation):
+class ExpectColumnValuesToAgreeWithCitizenId(_CountedRule):
     """Birth date / sex equal what the record's citizen ID states."""
 
 
-class ExpectColumnValuesToBePresentIff(UnexpectedRowsExpectation):
+class ExpectColumnValuesToBePresentIff(_CountedRule):
     """A field present if and only if another field has a given value (SWRQ iff RYZTDM = 1)."""
 
 
-class ExpectColumnValuesToAgreeWithCustomsCode(UnexpectedRowsExpectation):
+class ExpectColumnValuesToAgreeWithCustomsCode(_CountedRule):
     """Enterprise type and division agree with the customs code's type digit and region."""
 
 
-class ExpectColumnValuesToBeValidForRegime(UnexpectedRowsExpectation):
+class ExpectColumnValuesToBeValidForRegime(_CountedRule):
     """A customs credit level defined by the record's credit regime (Orders 237 / 251 / 282)."""
 
 
-class ExpectColumnValuesToNotBeInTheFuture(UnexpectedRowsExpectation):
+class ExpectColumnValuesToNotBeInTheFuture(_CountedRule):
     """A date no later than the record's own update time."""
 
 
-class ExpectKeyVersionsToBeUnambiguous(UnexpectedRowsExpectation):
+class ExpectKeyVersionsToBeUnambiguous(_CountedRule):
     """No two different versions of one key with the same update time in one batch."""
 
 
