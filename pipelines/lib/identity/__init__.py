@@ -1,0 +1,1 @@
+"""Identity: normalising what names a person or an enterprise, for linking (issue 4)."""
