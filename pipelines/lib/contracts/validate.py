@@ -100,10 +100,8 @@ class _Engine:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         gx_duckdb._ON_CONNECT.append(self._on_connect)  # noqa: SLF001
         self.current = pa.table({"_ord": pa.array([], pa.int64())})  # the asset needs a table
-        ds = self.context.data_sources.add_duckdb(
+        self.datasource = self.context.data_sources.add_duckdb(
             name="hub", connection_string="duckdb:///:memory:", init_sql=MACROS)
-        self.batch_definition = ds.add_table_asset(
-            name="batch", table_name="batch").add_batch_definition_whole_table("all")
         self.definitions: OrderedDict[tuple, object] = OrderedDict()
 
     def _on_connect(self, con) -> None:
@@ -119,10 +117,10 @@ class _Engine:
             except Exception:  # noqa: BLE001 - a connection GX has closed meanwhile
                 self.live.remove(con)
 
-    def definition(self, rules: list[Rule]):
+    def definition(self, rules: list[Rule], schema: list[str]):
         import great_expectations as gx
 
-        key = tuple((r.rule_id, r.min_count, r.max_count) for r in rules)
+        key = tuple((r.rule_id, r.min_count, r.max_count) for r in rules) + tuple(schema)
         if key in self.definitions:
             self.definitions.move_to_end(key)
             return self.definitions[key]
@@ -130,18 +128,23 @@ class _Engine:
         # expectations passed whole: adding them one by one re-serialises the suite each time
         suite = self.context.suites.add(gx.ExpectationSuite(
             name=name, expectations=[_expectation(r) for r in rules]))
+        # one table asset per contract: GX caches a batch's columns by batch id, so two resources
+        # must never share one (seen: "column YWBH does not exist" after another resource's batch)
+        bd = self.datasource.add_table_asset(name=name, table_name="batch"
+                                             ).add_batch_definition_whole_table("all")
         vd = self.context.validation_definitions.add(gx.ValidationDefinition(
-            name=name, data=self.batch_definition, suite=suite))
+            name=name, data=bd, suite=suite))
         self.definitions[key] = vd
         if len(self.definitions) > MAX_DEFINITIONS:  # e.g. volume bounds change every batch
             _, old = self.definitions.popitem(last=False)
             self.context.validation_definitions.delete(old.name)
             self.context.suites.delete(old.suite.name)
+            self.datasource.delete_asset(old.name)
         return vd
 
     def run(self, rules: list[Rule], batch: pa.Table):
         with self.lock:
-            vd = self.definition(rules)
+            vd = self.definition(rules, batch.schema.names)
             self._register(batch)
             try:
                 return vd.run(result_format="SUMMARY")
