@@ -2,8 +2,8 @@
 same rules as plain DuckDB SQL, in the same run on the same data (issue 3 §5: GX ≤ 3× plain SQL).
 
     python -m benchmarks.bench_contracts                  # 5,000,000 rows, 3 rounds
-    python -m benchmarks.bench_contracts --modes none --repeat 1 --warm 0 \
-        --candidates gx_counted,gx_all_bundled --query-log gx --tag candidates
+    python -m benchmarks.bench_contracts --modes none --repeat 1 --warm 0 --candidates all \\
+        --query-log gx,gx_stock_sql --tag candidates      # prototypes, and GX's statements
 
 Builds one deterministic typed PS_POP_BASIC batch in a child process (numpy + pyarrow; valid
 GB 11643 IDs for ~99.7 % of rows, a few % of rows with defects; division codes from
@@ -16,7 +16,6 @@ once per process), then calls its mode: once, plus `--warm` more calls in round 
                  baseline (the failing count per rule is what GX must compute)
   sql_one_query  the same counts as one query, `count(*) FILTER (WHERE <fail_sql>)` per rule
   gx             pipelines.lib.contracts.validate.run_contract(rules, batch), as the hub calls it
-                 (context, datasource and suite are made inside every call)
 The failing count per rule must agree across all modes, or the run stops.
 
 `--candidates` measures prototype speed-ups of run_contract (code in this file; nothing in
@@ -380,32 +379,18 @@ def gx_stock(rules: list, batch: pa.Table) -> dict[str, int]:
 
 @functools.cache
 def _proto_classes() -> dict:
-    """Two custom expectations for the SQL rules, defined once per process (GX registers them).
-
-    counted   UnexpectedRowsExpectation that depends on the COUNT metric only. The stock class
-              also depends on `unexpected_rows_query.table`: a second, streamed `SELECT _ord ...`
-              of which GX fetches 200 rows; DuckDB still finishes that query, on one thread, when
-              the next statement runs on the connection, so every SQL rule is evaluated twice.
-    bundled   a table-domain aggregate metric `count(*) FILTER (WHERE <fail_sql>)`: GX bundles it
-              with its own aggregates (row count, not-null/in-set/length counts) into one SELECT.
-    """
+    """A table-domain aggregate metric `count(*) FILTER (WHERE <fail_sql>)` and an expectation on
+    it, defined once per process (GX registers them). GX bundles aggregate metrics of one domain
+    into one SELECT: with every rule on it, GX sends one data query per batch."""
     from typing import ClassVar
 
     import sqlalchemy as sa
     from great_expectations.core.metric_domain_types import MetricDomainTypes
     from great_expectations.core.metric_function_types import MetricPartialFunctionTypes
     from great_expectations.execution_engine import SqlAlchemyExecutionEngine
-    from great_expectations.expectations import UnexpectedRowsExpectation
     from great_expectations.expectations.expectation import BatchExpectation
     from great_expectations.expectations.metrics.metric_provider import metric_partial
     from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
-
-    class ExpectNoUnexpectedRowsCounted(UnexpectedRowsExpectation):
-        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
-            n = metrics["unexpected_rows_query.row_count"]
-            return {"success": n == 0, "result": {"observed_value": n}}
 
     class HuiliuRuleUnexpectedCount(TableMetricProvider):
         metric_name = "huiliu_rule.unexpected_count"
@@ -429,16 +414,15 @@ def _proto_classes() -> dict:
             n = metrics["huiliu_rule.unexpected_count"]
             return {"success": n == 0, "result": {"observed_value": n}}
 
-    return {"counted": ExpectNoUnexpectedRowsCounted, "bundled": ExpectRowsToPassRule,
-            "_metric": HuiliuRuleUnexpectedCount}
+    return {"bundled": ExpectRowsToPassRule, "_metric": HuiliuRuleUnexpectedCount}
 
 
 def _proto_expectation(rule, sql_rules: str, builtins: str):
     """The expectation for `rule`: as validate._expectation makes it ("hub"), or swapped.
 
     SQL rules: "stock" GX's own UnexpectedRowsExpectation (what the hub used before commit
-    f43d026: every rule evaluated twice), "counted" the COUNT-only class of this file, "bundled"
-    the aggregate metric. Built-in rules (not-null, in-set, length): "hub" or "bundled"."""
+    f43d026: every rule evaluated twice) or "bundled" (the aggregate metric above). Built-in
+    rules (not-null, in-set, length): "hub" or "bundled"."""
     from great_expectations.expectations import UnexpectedRowsExpectation
 
     from pipelines.lib.contracts import validate
@@ -451,11 +435,8 @@ def _proto_expectation(rule, sql_rules: str, builtins: str):
     if kind == "stock":
         return UnexpectedRowsExpectation(unexpected_rows_query=e.unexpected_rows_query,
                                          meta=e.meta, description=e.description)
-    cls = _proto_classes()[kind]
-    if kind == "counted":
-        return cls(unexpected_rows_query=e.unexpected_rows_query, meta=e.meta,
-                   description=e.description)
-    return cls(fail_sql=where(rule), meta=e.meta, description=getattr(e, "description", None))
+    return _proto_classes()[kind](fail_sql=where(rule), meta=e.meta,
+                                  description=getattr(e, "description", None))
 
 
 _REUSED: dict = {}  # rule ids -> (datasource, validation definition): one context per process
