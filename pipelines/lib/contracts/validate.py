@@ -47,7 +47,7 @@ class RuleResult:
 def _expectation(rule: Rule):
     import great_expectations.expectations as gxe
 
-    from pipelines.lib.contracts.expectations import BY_FAMILY
+    from pipelines.lib.contracts.expectations import BY_FAMILY, _CountedRule
 
     meta = {"rule_id": rule.rule_id, "field": rule.field, "severity": rule.severity}
     match rule.kind:
@@ -65,7 +65,7 @@ def _expectation(rule: Rule):
         case _:
             # GX formats the query: escape the rule's braces, then name GX's batch placeholder
             where = rule.fail_sql.replace("{", "{{").replace("}", "}}").replace(BATCH, "{batch}")
-            cls = BY_FAMILY.get(rule.family, gxe.UnexpectedRowsExpectation)
+            cls = BY_FAMILY.get(rule.family, _CountedRule)  # never the stock class: it runs the query twice
             return cls(unexpected_rows_query=f"SELECT _ord FROM {{batch}} WHERE {where}",
                        meta=meta, description=rule.reason_en)
 
