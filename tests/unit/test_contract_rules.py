@@ -193,3 +193,31 @@ def test_an_incremental_batch_far_from_recent_ones_is_reported_not_blocked():
     assert ok.failed == 0
     (big,) = run_contract([rule], pa.Table.from_pylist([clean_person(i) for i in range(40)]))
     assert (big.failed, big.observed, big.blocks_batch, big.rule.severity) == (1, 40, False, "warn")
+
+
+def test_every_run_judges_the_batch_it_was_given_never_an_earlier_one():
+    """GX holds its DuckDB connections across runs; a batch registered inside GX's open
+    transaction was undone when the connection went back to its pool, so a later run read the
+    batch before it (CI saw "column YWBH does not exist"; a broken batch counted as clean)."""
+    import gc
+
+    clean = [clean_person(i) for i in range(3)]
+    broken = [dict(r) for r in clean]
+    broken[1]["GMSFHM"] = _flip_check(broken[1]["GMSFHM"])
+    enterprises = [clean_enterprise(i) for i in range(2)]
+    from pipelines.lib.contracts.validate import _engine
+
+    def gx_left_a_transaction_open():  # as GX does between runs, at times
+        for con in _engine().live:
+            try:
+                con.begin()
+            except duckdb.TransactionException:  # it had one open already
+                pass
+
+    for _ in range(3):
+        assert failures(clean) == {}
+        gx_left_a_transaction_open()
+        assert failures(broken) == {"PS_POP_BASIC.GMSFHM.gb11643": 1}
+        gx_left_a_transaction_open()
+        assert enterprise_failures(enterprises) == {}
+        gc.collect()

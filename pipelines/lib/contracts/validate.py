@@ -1,7 +1,7 @@
 """Run a resource's contract on one batch with Great Expectations, on an in-memory DuckDB.
 
-The typed batch is registered as an Arrow table `batch` on GX's own connection (no copy, and no
-contention with the warehouse writer). GX judges every rule and counts failures; the rule's SQL
+The typed batch is registered as an Arrow table on GX's own connection (no copy, and no
+contention with the warehouse writer), under a table name of its own per contract and schema. GX judges every rule and counts failures; the rule's SQL
 predicate then selects exactly those rows for quarantine, and the two counts must agree.
 """
 
@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from pipelines.lib.contracts import gx_duckdb
@@ -96,6 +97,7 @@ class _Engine:
         self.lock = threading.Lock()
         self.live: list = []  # DBAPI connections GX opened (one with its StaticPool)
         self.current: pa.Table | None = None
+        self.current_name = "batch_0"
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         gx_duckdb._ON_CONNECT.append(self._on_connect)  # noqa: SLF001
@@ -103,34 +105,47 @@ class _Engine:
         self.datasource = self.context.data_sources.add_duckdb(
             name="hub", connection_string="duckdb:///:memory:", init_sql=MACROS)
         self.definitions: OrderedDict[tuple, object] = OrderedDict()
+        self.serial = 0  # names are never reused, not even after an eviction
 
     def _on_connect(self, con) -> None:
         register_reference_tables(con)
-        con.register("batch", self.current)
+        con.register(self.current_name, self.current)
         self.live.append(con)
 
-    def _register(self, table: pa.Table) -> None:
-        self.current = table
+    def _register(self, name: str, table: pa.Table) -> None:
+        """Register `table` as `name` on every connection GX holds, outside any transaction: a
+        registration made inside GX's open transaction is undone when SQLAlchemy resets the
+        connection on its return to the pool, and the next rule then reads the previous batch
+        (seen in CI as "column YWBH does not exist", and as a clean count on a broken batch)."""
+        self.current, self.current_name = table, name
         for con in list(self.live):
             try:
-                con.register("batch", table)
-            except Exception:  # noqa: BLE001 - a connection GX has closed meanwhile
-                self.live.remove(con)
+                con.commit()  # GX only reads: ending its transaction loses nothing
+            except duckdb.Error as e:
+                if "closed" in str(e).lower():  # a connection GX has closed meanwhile
+                    self.live.remove(con)
+                    continue
+                if "no transaction" not in str(e).lower():
+                    raise
+            con.register(name, table)
 
-    def definition(self, rules: list[Rule], schema: list[str]):
+    def definition(self, rules: list[Rule], schema: pa.Schema):
         import great_expectations as gx
 
-        key = tuple((r.rule_id, r.min_count, r.max_count) for r in rules) + tuple(schema)
+        key = tuple((r.rule_id, r.min_count, r.max_count) for r in rules) + tuple(schema.names)
         if key in self.definitions:
             self.definitions.move_to_end(key)
             return self.definitions[key]
-        name = f"{rules[0].resource}_contract_{len(self.definitions)}_{abs(hash(key)):x}"
+        self.serial += 1
+        name = f"{rules[0].resource}_contract_{self.serial}"
         # expectations passed whole: adding them one by one re-serialises the suite each time
         suite = self.context.suites.add(gx.ExpectationSuite(
             name=name, expectations=[_expectation(r) for r in rules]))
-        # one table asset per contract: GX caches a batch's columns by batch id, so two resources
-        # must never share one (seen: "column YWBH does not exist" after another resource's batch)
-        bd = self.datasource.add_table_asset(name=name, table_name="batch"
+        # one table asset AND one table name per contract and schema: GX and SQLAlchemy cache a
+        # table's reflected columns (by batch id, by table name), so a shared name let one
+        # resource's batch be described by another's columns (CI: "column YWBH does not exist")
+        self._register(name, schema.empty_table())  # GX checks the table exists
+        bd = self.datasource.add_table_asset(name=name, table_name=name
                                              ).add_batch_definition_whole_table("all")
         vd = self.context.validation_definitions.add(gx.ValidationDefinition(
             name=name, data=bd, suite=suite))
@@ -144,12 +159,12 @@ class _Engine:
 
     def run(self, rules: list[Rule], batch: pa.Table):
         with self.lock:
-            vd = self.definition(rules, batch.schema.names)
-            self._register(batch)
+            vd = self.definition(rules, batch.schema)
+            self._register(vd.name, batch)
             try:
                 return vd.run(result_format="SUMMARY")
             finally:
-                self._register(batch.schema.empty_table())  # do not hold the rows
+                self._register(vd.name, batch.schema.empty_table())  # do not hold the rows
 
 
 MAX_DEFINITIONS = 64
