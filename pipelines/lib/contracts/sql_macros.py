@@ -44,6 +44,14 @@ MACROS = [
         WHEN regexp_full_match(gb11643_norm(id), '[0-9]{17}[0-9X]|[0-9]{15}') THEN
             CASE WHEN (ascii(substr(gb11643_norm(id), CASE length(gb11643_norm(id)) WHEN 18
                 THEN 17 ELSE 15 END, 1)) - 48) % 2 = 1 THEN '1' ELSE '2' END END""",
+    # linking form of an ID: cosmetic damage folded, a legacy 15-digit number upgraded to 18
+    f"""CREATE OR REPLACE MACRO gb11643_check(n) AS
+        substr('10X98765432', CAST(({_ID_SUM}) % 11 AS INTEGER) + 1, 1)""",
+    """CREATE OR REPLACE MACRO gb11643_to18(id) AS CASE
+        WHEN regexp_full_match(gb11643_norm(id), '[0-9]{15}') THEN
+            substr(gb11643_norm(id), 1, 6) || '19' || substr(gb11643_norm(id), 7, 9)
+            || gb11643_check(substr(gb11643_norm(id), 1, 6) || '19' || substr(gb11643_norm(id), 7, 9))
+        ELSE gb11643_norm(id) END""",
     f"""CREATE OR REPLACE MACRO gb32100_ok(c) AS length(c) = 18
         AND regexp_full_match(c, '[{USCC_CHARSET}]{{18}}')
         AND substr(c, 18, 1) = substr('{USCC_CHARSET}',

@@ -1,0 +1,142 @@
+"""The entity registry: stable entity ids for clusters of linking units, across runs.
+
+A linking unit is what linkage clusters: a valid document key ('1:<ID>', '2:<passport>'), or
+'mention:<id>' for a mention without one. Each run hands in its clusters as (unit, root) rows in
+the temp table `_units`. A cluster keeps the id its units already had; a cluster whose units had
+several ids is a merge (the root's id survives, else the oldest); an id whose units now sit in
+several clusters is a split (the cluster holding most of them keeps it). Every creation, merge and
+split is an event in ident.entity_events with its reason; no id is ever reused or renumbered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+PREFIX = {"person": "HLP", "enterprise": "HLE"}
+
+
+@dataclass
+class Assignment:
+    created: int = 0
+    merged: int = 0
+    split: int = 0
+    entities: int = 0
+
+
+def _event_id(run_id: str, kind: str, a: str, b: str | None) -> str:
+    return hashlib.sha1(f"{run_id}|{kind}|{a}|{b}".encode()).hexdigest()[:20]
+
+
+def assign(con, kind: str, run_id: str, now, reason: str = "") -> Assignment:
+    """Give every cluster in `_units(unit, root)` an entity id; writes registry, entities and
+    events, and leaves `_assigned(unit, entity_id)` for the caller."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE _c AS
+        SELECT u.unit, u.root, r.entity_id AS prior
+        FROM _units u LEFT JOIN ident.registry r ON r.kind = ? AND r.unit = u.unit""", [kind])
+    con.execute("""CREATE OR REPLACE TEMP TABLE _cl AS
+        SELECT root, count(*) AS n,
+               coalesce(list(DISTINCT prior) FILTER (WHERE prior IS NOT NULL), []) AS priors,
+               any_value(prior) FILTER (WHERE unit = root) AS root_prior
+        FROM _c GROUP BY root""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _shared AS
+        SELECT prior FROM (SELECT DISTINCT root, prior FROM _c WHERE prior IS NOT NULL)
+        GROUP BY prior HAVING count(*) > 1""")
+    # the common case, in SQL: one prior id, held by this cluster alone
+    con.execute("""CREATE OR REPLACE TEMP TABLE _final AS
+        SELECT root, priors[1] AS entity_id FROM _cl
+        WHERE len(priors) = 1 AND priors[1] NOT IN (SELECT prior FROM _shared)""")
+    complex_rows = con.execute("""
+        SELECT root, any_value(root_prior), list({'prior': prior, 'n': k}) AS held FROM (
+            SELECT c.root, any_value(cl.root_prior) AS root_prior, c.prior, count(*) AS k
+            FROM _c c JOIN _cl cl USING (root)
+            WHERE c.prior IS NOT NULL AND (len(cl.priors) > 1
+                  OR cl.priors[1] IN (SELECT prior FROM _shared))
+            GROUP BY c.root, c.prior)
+        GROUP BY root ORDER BY root""").fetchall()
+    serial = _next_serial(con, kind)
+    out = Assignment()
+    events: list[tuple] = []
+    entity_rows: list[tuple] = []  # (entity_id, state, successor)
+    finals: list[tuple[str, str]] = []
+
+    # splits first: which cluster keeps each id held by several
+    keeper: dict[str, tuple] = {}
+    for root, root_prior, held in complex_rows:
+        for h in held:
+            rank = (h["prior"] == root_prior, h["n"], _neg(root))
+            if h["prior"] not in keeper or rank > keeper[h["prior"]][0]:
+                keeper[h["prior"]] = (rank, root)
+    for root, root_prior, held in complex_rows:
+        kept = sorted(h["prior"] for h in held if keeper[h["prior"]][1] == root)
+        lost = sorted(h["prior"] for h in held if keeper[h["prior"]][1] != root)
+        if kept:
+            survivor = root_prior if root_prior in kept else kept[0]
+        else:
+            survivor, serial = f"{PREFIX[kind]}{serial:09d}", serial + 1
+            entity_rows.append((survivor, "active", None))
+            out.created += 1
+            events.append(_event(run_id, now, "created", survivor, None, [root],
+                                 f"{reason}split off as a cluster of its own"))
+        for old in lost:
+            out.split += 1
+            events.append(_event(run_id, now, "split", old, survivor, [root],
+                                 f"{reason}units of {old} now link to a different cluster"))
+        for old in kept:
+            if old != survivor:
+                out.merged += 1
+                entity_rows.append((old, "merged", survivor))
+                events.append(_event(run_id, now, "merged", survivor, old, [root],
+                                     f"{reason}linked as one with {survivor}"))
+        finals.append((root, survivor))
+    if finals:
+        con.executemany("INSERT INTO _final VALUES (?, ?)", finals)
+
+    # clusters no id has seen: new ids, in one statement
+    base = serial
+    con.execute(f"""INSERT INTO _final
+        SELECT root, '{PREFIX[kind]}' || lpad(CAST({base} + row_number() OVER (ORDER BY root) - 1
+                                                     AS VARCHAR), 9, '0')
+        FROM _cl WHERE len(priors) = 0""")
+    fresh = con.execute(f"""SELECT count(*) FROM _cl WHERE len(priors) = 0""").fetchall()[0][0]
+    out.created += fresh
+    con.execute("""INSERT INTO ident.entity_events
+        SELECT md5(? || '|created|' || f.entity_id)[:20], ?, ?, 'created', f.entity_id, NULL,
+               list(c.unit ORDER BY c.unit), ?
+        FROM _final f JOIN _c c USING (root) JOIN _cl cl USING (root)
+        WHERE len(cl.priors) = 0 GROUP BY f.entity_id""",
+                [run_id, run_id, now, f"{reason}first seen"])
+    con.execute("""INSERT INTO ident.entities
+        SELECT f.entity_id, ?, 'active', NULL, ?, ? FROM _final f JOIN _cl USING (root)
+        WHERE len(_cl.priors) = 0""", [kind, run_id, run_id])
+    for eid, state, successor in entity_rows:
+        con.execute("""INSERT INTO ident.entities VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (entity_id) DO UPDATE SET state = excluded.state,
+                successor = excluded.successor, updated_run = excluded.updated_run""",
+                    [eid, kind, state, successor, run_id, run_id])
+    if events:
+        con.executemany("INSERT INTO ident.entity_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _assigned AS
+        SELECT c.unit, f.entity_id, c.prior FROM _c c JOIN _final f USING (root)""")
+    # only what changed is written: a day's run touches a few rows, not the whole registry
+    con.execute("""INSERT INTO ident.registry SELECT ?, unit, entity_id, ?, ? FROM _assigned
+                   WHERE prior IS NULL""", [kind, run_id, run_id])
+    con.execute("""UPDATE ident.registry r SET entity_id = a.entity_id, last_run = ?
+                   FROM _assigned a WHERE r.kind = ? AND r.unit = a.unit
+                     AND a.prior IS NOT NULL AND a.prior <> a.entity_id""", [run_id, kind])
+    out.entities = con.execute("SELECT count(DISTINCT entity_id) FROM _final").fetchall()[0][0]
+    return out
+
+
+def _neg(root: str) -> tuple:
+    return tuple(-ord(ch) for ch in root)  # smaller root ranks higher on a tie
+
+
+def _event(run_id, now, kind, a, b, units, reason) -> tuple:
+    return (_event_id(run_id, kind, a, b), run_id, now, kind, a, b, units, reason)
+
+
+def _next_serial(con, kind: str) -> int:
+    n = con.execute("""SELECT max(CAST(substr(entity_id, 4) AS BIGINT)) FROM ident.entities
+                       WHERE kind = ?""", [kind]).fetchall()[0][0]
+    return (n or 0) + 1
