@@ -7,10 +7,12 @@ from pipelines.defs.backflow.assets import BACKFLOW_ASSETS, published_warehouse
 from pipelines.defs.backflow.schedules import CYCLE_JOBS, SCHEDULES, backflow_all
 from pipelines.defs.backflow.sensors import new_drops_sensor
 from pipelines.defs.governance.assets import objections_asset, scorecard_asset
+from pipelines.defs.identity.assets import reconciled
 from pipelines.defs.resources import HubSettings
 
 defs = dg.Definitions(
-    assets=[*BACKFLOW_ASSETS, objections_asset, scorecard_asset, published_warehouse],
+    assets=[*BACKFLOW_ASSETS, objections_asset, scorecard_asset, reconciled,
+            published_warehouse],
     jobs=[backflow_all, *CYCLE_JOBS.values()],
     schedules=SCHEDULES,
     sensors=[new_drops_sensor],

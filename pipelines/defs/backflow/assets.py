@@ -146,7 +146,7 @@ BACKFLOW_ASSETS = [build_backflow_asset(r) for r in catalog().resources.values()
     key=PUBLISHED_KEY,
     group_name="warehouse",
     deps=[asset_key(r) for r in catalog().resources.values()]
-    + [dg.AssetKey(["governance", "scorecard"])],
+    + [dg.AssetKey(["governance", "scorecard"]), dg.AssetKey(["identity", "reconciled"])],
     kinds={"duckdb"},
     description="A consistent copy of the warehouse for readers, switched in atomically as "
                 "<home>/published/current.duckdb after the backflow assets succeed.",

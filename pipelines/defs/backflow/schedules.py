@@ -18,12 +18,13 @@ DEFAULT_RUN_CONFIG = {"execution": {"config": {"multiprocess": {"max_concurrent"
 
 backflow_all = dg.define_asset_job(
     "backflow_all",
-    selection=dg.AssetSelection.groups("backflow_ps", "backflow_ca", "backflow_cu", "governance")
+    selection=dg.AssetSelection.groups("backflow_ps", "backflow_ca", "backflow_cu", "governance",
+                                       "identity")
     | dg.AssetSelection.assets(PUBLISHED_KEY),
     executor_def=EXECUTOR,
     config=DEFAULT_RUN_CONFIG,
-    description="Backflow of every resource of the responsibility list, objections and the "
-                "provider scorecard, then publish.",
+    description="Backflow of every resource of the responsibility list, objections, the "
+                "provider scorecard and reconciliation, then publish.",
 )
 
 
@@ -32,9 +33,10 @@ def cycle_job(cycle: str):
     return dg.define_asset_job(
         f"backflow_{cycle}",
         selection=dg.AssetSelection.assets(*keys, PUBLISHED_KEY) | dg.AssetSelection.groups(
-            "governance"),
+            "governance", "identity"),
         executor_def=EXECUTOR, config=DEFAULT_RUN_CONFIG,
-        description=f"Backflow of the {cycle} resources, objections and scorecard, then publish.")
+        description=f"Backflow of the {cycle} resources, objections, scorecard and "
+                    f"reconciliation, then publish.")
 
 
 CYCLE_JOBS = {c: cycle_job(c) for c in CRON if any(

@@ -28,6 +28,15 @@ _ASCII = "0123456789Xx"
 # Subject and deceased records are about the person, so any of their defects does.
 _ROLE_FIELD_PREFIX = {"husband": "NF_", "wife": "NV_", "legal_rep": "FDDBR_"}
 _OUTCOMES = ("correct", "wrongly_merged", "left_apart")
+# Defects of the ID keying the record (GMSFHM; pipelines/sim/defects.py _damage_id, value_defects)
+# and what each leaves in the delivered ID. The others on that field (id_bad_checksum, missing_key)
+# leave a key that cannot be traced, or none: they touch no traced mention.
+_KEY_DAMAGE = {
+    "id_15_digit": "length(m.delivered_id) = 15",
+    "id_fullwidth": f"m.delivered_id <> translate(m.delivered_id, '{_FULLWIDTH}', '{_ASCII}')",
+    "id_space": "regexp_matches(m.delivered_id, '\\s')",
+    "id_lowercase_x": "m.delivered_id LIKE '%x%'",
+}
 
 
 def _sql_str(s: str) -> str:
@@ -62,9 +71,10 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                        -- an unlinked mention is an entity of its own: it is not merged with anyone
                        coalesce(pl.entity_id, 'unlinked:' || pm.mention_id) AS entity,
                        coalesce(pl.method, 'unlinked') AS method,
-                       CASE WHEN pm.resource IN ({id_keyed}) THEN upper(regexp_replace(translate(
-                           split_part(pm.record_key, '|', 1), '{_FULLWIDTH}', '{_ASCII}'),
-                           '\\s', '', 'g')) END AS key_id,
+                       CASE WHEN pm.resource IN ({id_keyed})
+                            THEN split_part(pm.record_key, '|', 1) END AS delivered_id,
+                       upper(regexp_replace(translate(delivered_id, '{_FULLWIDTH}', '{_ASCII}'),
+                                            '\\s', '', 'g')) AS key_id,
                        substr(pm.record_key, length(split_part(pm.record_key, '|', 1)) + 1)
                            AS key_rest
                 FROM ident.person_mentions pm LEFT JOIN ident.person_links pl USING (mention_id)
@@ -82,6 +92,7 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                 FROM read_parquet({truth['records']}) WHERE key IS NOT NULL GROUP BY ALL
             )
             SELECT k.mention_id, k.resource, k.role, k.linked, k.entity, k.method,
+                   k.record_key, k.delivered_id,
                    coalesce(k.clean_id || k.key_rest, k.record_key) AS clean_key,
                    CASE k.role
                        WHEN 'husband' THEN mar.husband_id
@@ -170,6 +181,10 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                 ON a.entity = b.entity AND a.twin_group = b.twin_group AND a.person < b.person
             GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
 
+        # Damage to the ID that keys the record made a warehouse record of its own (the key is
+        # stored as delivered): it touches that mention, not the clean one of other deliveries.
+        key_damage = " ".join(f"WHEN d.defect_code = '{code}' THEN {test}"
+                              for code, test in _KEY_DAMAGE.items())
         role_prefix = " ".join(f"WHEN '{role}' THEN d.field LIKE '{prefix}%'"
                                for role, prefix in _ROLE_FIELD_PREFIX.items())
         by_defect = con.execute(f"""
@@ -180,7 +195,10 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                       FROM read_parquet({truth['defects']}) WHERE key IS NOT NULL) d
                     ON d.resource = m.resource AND d.key = m.clean_key
                 WHERE m.person IS NOT NULL
-                  AND (d.field IS NULL OR CASE m.role {role_prefix} ELSE true END))
+                  AND (d.field IS NULL OR CASE m.role {role_prefix} ELSE true END)
+                  AND CASE WHEN d.field IS DISTINCT FROM 'GMSFHM' OR m.delivered_id IS NULL
+                           THEN true
+                           {key_damage} ELSE false END)
             SELECT defect_code, count(*), {outcome_sums} FROM touched
             GROUP BY ALL ORDER BY 1""").fetchall()
     finally:
