@@ -42,7 +42,7 @@ SELECT 'marital_mismatch', 'person', ps.entity_id, ps.HJDZ_XZQHDM,
 FROM ps JOIN marriage m USING (entity_id)
 WHERE m.DJRQ <= $today - $grace_marital_mismatch AND ps.RYZTDM = '0' AND (
       (m.YWLXDM IN ('1', '3') AND left(ps.HYZKDM, 1) NOT IN ('2', '3'))  -- married (or since widowed)
-   OR (m.YWLXDM IN ('2', '4') AND left(ps.HYZKDM, 1) NOT IN ('4', '2')))  -- divorced (or remarried)
+   OR (m.YWLXDM IN ('2', '4') AND left(ps.HYZKDM, 1) <> '4'))  -- divorced: a remarriage is a later record
 
 UNION ALL
 SELECT 'hukou_two_regions', 'person', ps.entity_id, ps.HJDZ_XZQHDM,

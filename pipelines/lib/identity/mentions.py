@@ -96,9 +96,16 @@ def build_mentions(con, catalog: Catalog) -> int:
 
 def _mark_contradicted(con) -> None:
     """A valid ID whose holder, by the population register, is someone else: the name differs
-    in characters and in sound, or the sex differs. Such a key is not trusted for linking."""
-    con.execute("""
-        UPDATE ident.person_mentions m SET key_state = 'contradicted'
+    in characters and in sound, or the sex differs. Such a key is not trusted for linking, nor
+    is what it states (birth date, and sex where the record gives none of its own)."""
+    own_sex = " OR ".join(f"(m.resource = '{s['resource']}' AND m.role = '{s['role']}')"
+                          for s in sources() if s.get("sex")) or "false"
+    own_birth = " OR ".join(f"(m.resource = '{s['resource']}' AND m.role = '{s['role']}')"
+                            for s in sources() if s.get("birth_date")) or "false"
+    con.execute(f"""
+        UPDATE ident.person_mentions m SET key_state = 'contradicted',
+            sex = CASE WHEN {own_sex} THEN m.sex END,
+            birth_date = CASE WHEN {own_birth} THEN m.birth_date END
         FROM (SELECT doc_key, any_value(name_simplified) AS name_simplified,
                      any_value(name_pinyin) AS name_pinyin, any_value(sex) AS sex
               FROM ident.person_mentions WHERE resource = 'PS_POP_BASIC' AND key_state = 'valid'
