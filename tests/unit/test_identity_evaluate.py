@@ -7,6 +7,7 @@ damaged ID.
 """
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import duckdb
@@ -158,6 +159,7 @@ def test_a_wrong_merge_and_a_missed_link(tmp_path, truth_dir):
          "left_apart": 0},
         {"defect_code": "id_lowercase_x", "mentions": 1, "correct": 1, "wrongly_merged": 0,
          "left_apart": 0}]
+    assert json.loads(json.dumps(r)) == r
     text = format_summary(r)
     assert "twin pairs merged: 1 of 1" in text and "precision 87.5000%" in text
 

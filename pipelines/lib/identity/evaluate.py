@@ -34,7 +34,7 @@ _OUTCOMES = ("correct", "wrongly_merged", "left_apart")
 _KEY_DAMAGE = {
     "id_15_digit": "length(m.delivered_id) = 15",
     "id_fullwidth": f"m.delivered_id <> translate(m.delivered_id, '{_FULLWIDTH}', '{_ASCII}')",
-    "id_space": "regexp_matches(m.delivered_id, '\\s')",
+    "id_space": "contains(m.delivered_id, ' ')",
     "id_lowercase_x": "m.delivered_id LIKE '%x%'",
 }
 
@@ -73,8 +73,9 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                        coalesce(pl.method, 'unlinked') AS method,
                        CASE WHEN pm.resource IN ({id_keyed})
                             THEN split_part(pm.record_key, '|', 1) END AS delivered_id,
-                       upper(regexp_replace(translate(delivered_id, '{_FULLWIDTH}', '{_ASCII}'),
-                                            '\\s', '', 'g')) AS key_id,
+                       -- id_space inserts ASCII spaces only (a regex: 2 s at 1.5M mentions)
+                       upper(replace(translate(delivered_id, '{_FULLWIDTH}', '{_ASCII}'), ' ', ''))
+                           AS key_id,
                        substr(pm.record_key, length(split_part(pm.record_key, '|', 1)) + 1)
                            AS key_rest
                 FROM ident.person_mentions pm LEFT JOIN ident.person_links pl USING (mention_id)
@@ -126,9 +127,9 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                 SELECT *, sum(n) OVER (PARTITION BY person) AS size,
                        row_number() OVER (PARTITION BY person ORDER BY n DESC, entity) AS rk
                 FROM _eval_cell) WHERE rk = 1""")
-        # A mention is correct in its person's home entity when that entity is its person's;
-        # in an entity where another person is the majority it was wrongly merged; in a fragment
-        # of its own person that is not the home entity it was left apart.
+        # correct: in the entity holding most of its person's mentions, that person being the
+        # entity's majority; wrongly merged: in an entity where another person is the majority;
+        # left apart: in a fragment of its own person beside that person's main entity.
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _eval_mention AS
             SELECT m.*, CASE WHEN e.majority_person IS NULL THEN NULL
