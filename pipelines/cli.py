@@ -13,6 +13,7 @@ import duckdb
 
 from pipelines.lib.settings import Settings
 from pipelines.lib.tables import render
+from pipelines.cli_identity import identity_group
 from pipelines.cli_objections import objections_group
 from pipelines.sim.cli import sim as sim_group
 
@@ -264,8 +265,10 @@ def demo(home, scale, days, seed, serve, port):
         if objections:
             click.echo("\nSome objections (数据异议):\n" + render(
                 ["objection", "provider", "resource", "rule", "status"], objections))
+        click.echo("\n" + _reconcile_summary(s, sim.truth()))
         env = f"HUILIU_HOME={home} HUILIU_TODAY={s.business_date()}"
         click.echo(f"\nscorecard report: {s.reports_dir / 'scorecard' / 'index.html'}"
+                   f"\nconflict report:  {s.reports_dir / 'conflicts' / 'index.html'}"
                    f"\nobjections:       {env} huiliu objections list --open"
                    f"\n                  {env} huiliu objections show <id>"
                    f"\nmain job finished in {time.perf_counter() - t0:.1f}s; warehouse published "
@@ -278,8 +281,35 @@ def demo(home, scale, days, seed, serve, port):
         sim.stop()
 
 
+def _reconcile_summary(s, truth_dir: Path) -> str:
+    """Entities, golden records and conflicts, and the linkage scored against the simulator's
+    ground truth (the demo can: it has the truth)."""
+    from pipelines.lib.identity.evaluate import evaluate_person_linkage, format_summary
+
+    with _read_con(s) as con:
+        counts = dict(con.execute("""SELECT kind, count(*) FROM ident.entities
+            WHERE state = 'active' GROUP BY ALL""").fetchall())
+        golden = con.execute("SELECT count(*), count(*) FILTER (WHERE rank > 1) FROM "
+                             "gold.field_values WHERE valid_to IS NULL").fetchall()[0]
+        conflicts = con.execute("""SELECT kind, count(*), count(objection_id) FROM gold.conflicts
+            WHERE status = 'open' GROUP BY ALL ORDER BY 1""").fetchall()
+        events = dict(con.execute("SELECT kind, count(*) FROM ident.entity_events GROUP BY ALL"
+                                  ).fetchall())
+        accuracy = format_summary(evaluate_person_linkage(con, truth_dir))
+    lines = [f"Reconciliation: {counts.get('person', 0):,} persons, "
+             f"{counts.get('enterprise', 0):,} enterprises (entity events: "
+             + ", ".join(f"{k} {v:,}" for k, v in sorted(events.items())) + "); "
+             f"{golden[0]:,} current golden-record values, {golden[1]:,} of them losing "
+             "candidates kept with their provenance",
+             "Open conflicts: " + (", ".join(f"{k} {n} ({o} raised as objections)"
+                                            for k, n, o in conflicts) or "none"),
+             "Person linkage against the simulator's truth:", accuracy]
+    return "\n".join(lines)
+
+
 main.add_command(sim_group, "sim")  # the simulator's own commands: serve, advance, status, truth
 main.add_command(objections_group, "objections")
+main.add_command(identity_group, "identity")
 
 
 if __name__ == "__main__":

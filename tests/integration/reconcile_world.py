@@ -42,10 +42,12 @@ class World:
             f"_vid) VALUES ({', '.join('?' for _ in cols)}, 'U', ?, true, ?, ?)",
             [values.get(c) for c in cols] + [gxsj, f"B{n:04d}", n])
 
-    def delete(self, resource: str, **key) -> None:
+    def delete(self, resource: str, gxsj: dt.datetime = T0, **key) -> None:
+        """A deletion as the loader stores it: a current 'D' version of the key."""
+        self.put(resource, gxsj, **key)
         r = CAT.resource(resource)
         where = " AND ".join(f'"{k}" = ?' for k in r.primary_key)
-        self.con.execute(f"UPDATE hist.{r.key} SET _is_current = false WHERE {where}",
+        self.con.execute(f"UPDATE hist.{r.key} SET _op = 'D' WHERE _is_current AND {where}",
                          [key[k] for k in r.primary_key])
 
     def person(self, gmsfhm: str, name: str, sex: str, birth: dt.date, division="500103",

@@ -243,3 +243,26 @@ def test_subsistence_stopped_after_death_is_no_conflict(world):
     _subsistence(world, "202609", status="0")
     world.reconcile(today=dt.date(2026, 10, 2))
     assert world.conflicts() == {}
+
+
+def test_a_run_after_changes_touches_only_them_and_agrees_with_a_full_rebuild(world, tmp_path):
+    world.marriage("M10", ("", "王建郭"), (LI, "李秀英"))
+    first = world.reconcile()
+    assert first["mode"] == "full"
+    world.person(pid(dt.date(1990, 1, 1), 33), "赵敏", "2", dt.date(1990, 1, 1))
+    world.marriage("M11", (WANG, "王建国"), (pid(dt.date(1990, 1, 1), 33), "赵敏"), kind="1")
+    world.delete("CA_MARRIAGE", YWBH="M10")
+    second = world.reconcile()
+    assert (second["mode"], second["changed_records"]) == ("changes", 3)
+
+    def state(con):
+        links = con.execute("SELECT mention_id, entity_id, method FROM ident.person_links "
+                            "ORDER BY 1").fetchall()
+        gold = con.execute("SELECT entity_id, field, value, rank FROM gold.field_values "
+                           "WHERE valid_to IS NULL ORDER BY ALL").fetchall()
+        return links, gold
+
+    incremental = state(world.con)
+    world.con.execute("DROP SCHEMA ident CASCADE; DROP SCHEMA gold CASCADE")
+    assert world.reconcile()["mode"] == "full"
+    assert state(world.con) == incremental

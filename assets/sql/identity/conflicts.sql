@@ -11,8 +11,10 @@ marriage AS (  -- each person's latest marriage registration
     SELECT * FROM (
         SELECT l.entity_id, m.*, row_number() OVER (PARTITION BY l.entity_id
                                                     ORDER BY m.DJRQ DESC, m.YWBH DESC) AS k
-        FROM cur.ca_marriage m JOIN links l
-          ON l.mention_id IN ('CA_MARRIAGE|husband|' || m.YWBH, 'CA_MARRIAGE|wife|' || m.YWBH))
+        FROM (SELECT *, 'CA_MARRIAGE|husband|' || YWBH AS mid FROM cur.ca_marriage
+              UNION ALL  -- two equi-joins: an IN list in the join condition is a nested loop
+              SELECT *, 'CA_MARRIAGE|wife|' || YWBH FROM cur.ca_marriage) m
+        JOIN links l ON l.mention_id = m.mid)
     WHERE k = 1),
 move AS (  -- each person's latest hukou move
     SELECT * FROM (

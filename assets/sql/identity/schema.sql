@@ -26,13 +26,24 @@ CREATE TABLE IF NOT EXISTS ident.person_links (
 );
 
 -- Linking units (a valid document key, or 'mention:<id>' for a mention without one) -> entity.
--- Kept across runs: this is what makes entity ids stable.
+-- Kept across runs: this is what makes entity ids stable. `root` is the unit it was linked to
+-- (itself, or the citizen ID the model matched it with), `method`/`p` how.
 CREATE TABLE IF NOT EXISTS ident.registry (
     kind VARCHAR NOT NULL,               -- person | enterprise
     unit VARCHAR NOT NULL, entity_id VARCHAR NOT NULL,
+    root VARCHAR, method VARCHAR, p DOUBLE,
     first_run VARCHAR, last_run VARCHAR,
     PRIMARY KEY (kind, unit)
 );
+
+-- Names in linking form, computed once per distinct spelling (opencc and pypinyin are Python).
+CREATE TABLE IF NOT EXISTS ident.name_forms (
+    name_raw VARCHAR PRIMARY KEY, name VARCHAR, name_simplified VARCHAR, name_pinyin VARCHAR,
+    name_flags VARCHAR[]
+);
+
+-- How far each resource's history has been reconciled (its largest _vid seen by a run).
+CREATE TABLE IF NOT EXISTS ident.watermarks (resource VARCHAR PRIMARY KEY, vid BIGINT);
 
 CREATE TABLE IF NOT EXISTS ident.entities (
     entity_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL,
@@ -51,7 +62,7 @@ CREATE TABLE IF NOT EXISTS ident.entity_events (
 
 CREATE TABLE IF NOT EXISTS ident.runs (
     run_id VARCHAR PRIMARY KEY, started TIMESTAMP, finished TIMESTAMP, mode VARCHAR,
-    mentions BIGINT, entities BIGINT, key_links BIGINT, probabilistic_links BIGINT,
+    changed_records BIGINT, mentions BIGINT, entities BIGINT, key_links BIGINT, probabilistic_links BIGINT,
     events BIGINT, conflicts_open BIGINT, seconds DOUBLE
 );
 

@@ -33,7 +33,7 @@ def _code_map(catalog: Catalog, table: str) -> str:
 
 
 def _candidate_sql(catalog: Catalog, kind: str, field: str, authority: list[str],
-                   src: dict) -> str:
+                   src: dict, only_affected: bool = False) -> str:
     r = catalog.resource(src["resource"])
     auth = authority.index(r.provider) if r.provider in authority else len(authority)
     value = f"CAST(({src['value']}) AS VARCHAR)"
@@ -46,6 +46,8 @@ def _candidate_sql(catalog: Catalog, kind: str, field: str, authority: list[str]
         link = (f"JOIN ident.person_links l ON l.mention_id = "
                 f"'{r.code}|{src['role']}|' || {key}")
         entity, confidence = "l.entity_id", "l.match_probability"
+        if only_affected:
+            link += " AND l.entity_id IN (SELECT entity_id FROM _affected)"
     else:
         link = f"JOIN ident.enterprise_units l ON l.unit = {src['unit']}"
         entity, confidence = "l.entity_id", "1.0"
@@ -63,11 +65,12 @@ def _candidate_sql(catalog: Catalog, kind: str, field: str, authority: list[str]
         FROM cur.{r.key} {link} WHERE ({src['value']}) IS NOT NULL"""
 
 
-def build_golden(con, catalog: Catalog, now) -> dict:
-    """Recompute candidates, rank them, and fold the result into gold.field_values' history."""
+def build_golden(con, catalog: Catalog, now, full: bool = True) -> dict:
+    """Recompute candidates, rank them, and fold the result into gold.field_values' history.
+    Not `full`: persons in `_affected` only (enterprises are few: always all of them)."""
     con.execute("""CREATE OR REPLACE TEMP MACRO spouse_entity(mention) AS
         (SELECT entity_id FROM ident.person_links WHERE mention_id = mention)""")
-    parts = [_candidate_sql(catalog, kind, field, spec["authority"], src)
+    parts = [_candidate_sql(catalog, kind, field, spec["authority"], src, not full)
              for kind, fields in golden_config().items()
              for field, spec in fields.items() for src in spec["from"]]
     con.execute("CREATE OR REPLACE TEMP TABLE _cand AS " + "\nUNION ALL\n".join(parts))
@@ -92,8 +95,10 @@ def build_golden(con, catalog: Catalog, now) -> dict:
                              CAST(as_of AS VARCHAR), rank, coalesce(disputed, false)))
                    AS digest
         FROM _ranked""")
-    closed = con.execute("""UPDATE gold.field_values SET valid_to = ?
-        WHERE valid_to IS NULL AND digest NOT IN (SELECT digest FROM _gv)""", [now]
+    scope = "true" if full else ("(kind = 'enterprise' OR entity_id IN "
+                                 "(SELECT entity_id FROM _affected))")
+    closed = con.execute(f"""UPDATE gold.field_values SET valid_to = ?
+        WHERE valid_to IS NULL AND {scope} AND digest NOT IN (SELECT digest FROM _gv)""", [now]
                          ).fetchall()[0][0]
     added = con.execute("""INSERT INTO gold.field_values
         SELECT kind, entity_id, field, value, provider, resource, batch_id, record_key, as_of,

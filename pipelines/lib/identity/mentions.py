@@ -1,8 +1,13 @@
 """Person mentions: every person a current warehouse record names, in linking form.
 
 Where persons are named is data (catalogs/identity/person_mentions.yaml). IDs are folded and
-upgraded in SQL (gb11643_to18); names are normalised in Python once per distinct spelling (opencc
-and pypinyin are Python-only, and a million records hold far fewer distinct names).
+upgraded in SQL (gb11643_to18); names are normalised in Python once per distinct spelling and
+kept in ident.name_forms (opencc and pypinyin are Python-only; a million records hold far fewer
+distinct names, and a day's batch almost none that are new).
+
+A run rebuilds only the mentions of records that changed since the last run (temp table
+`_changed(resource, record_key)`; the first run sees every record as changed), plus the mentions
+that share a document with them, whose key may now be contradicted or no longer so.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def _raw_select(catalog: Catalog, src: dict) -> str:
             CAST({src['doc_no']} AS VARCHAR) AS doc_raw, CAST({src['name']} AS VARCHAR) AS name_raw,
             CAST({opt['sex']} AS VARCHAR) AS sex_raw, CAST({opt['birth_date']} AS DATE) AS birth_raw,
             CAST({opt['division']} AS VARCHAR) AS division
-        FROM cur.{r.key}"""
+        FROM cur.{r.key}
+        WHERE {key} IN (SELECT record_key FROM _rebuild WHERE resource = '{r.code}')"""
 
 
 def _sex_variants(catalog: Catalog) -> str:
@@ -48,21 +54,38 @@ def _sex_variants(catalog: Catalog) -> str:
     return "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in pairs.items()) + "}"
 
 
+def own_value_condition(field: str, alias: str = "m") -> str:
+    """SQL: the mention's record states `field` itself (not read from its ID number)."""
+    return " OR ".join(f"({alias}.resource = '{s['resource']}' AND {alias}.role = '{s['role']}')"
+                       for s in sources() if s.get(field)) or "false"
+
+
 def build_mentions(con, catalog: Catalog) -> int:
-    """(Re)build ident.person_mentions from the current views; returns the number of mentions."""
+    """Rebuild the mentions of the records in `_changed` (and of those sharing a document with
+    them); leaves `_touched(mention_id)` = every mention removed or rebuilt. Returns the count
+    rebuilt."""
     for m in MACROS:
         con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    # documents named by the changed records before the change (their mentions as stored)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _old AS SELECT m.mention_id, m.doc_key
+        FROM ident.person_mentions m JOIN _changed c USING (resource, record_key)""")
+    con.execute("CREATE OR REPLACE TEMP TABLE _rebuild AS SELECT resource, record_key FROM _changed")
     union = "\nUNION ALL\n".join(_raw_select(catalog, s) for s in sources())
     con.execute(f"CREATE OR REPLACE TEMP TABLE _raw_mentions AS {union}")
-    names = [n for (n,) in con.execute(
-        "SELECT DISTINCT name_raw FROM _raw_mentions WHERE name_raw IS NOT NULL").fetchall()]
-    forms = [normalise_name(n) for n in names]
-    con.register("_names", pa.table({
-        "name_raw": names, "name": [f.value for f in forms],
-        "name_simplified": [f.simplified for f in forms],
-        "name_pinyin": [f.pinyin for f in forms],
-        "name_flags": pa.array([sorted(f.flags) for f in forms], pa.list_(pa.string()))}))
-    con.execute("DELETE FROM ident.person_mentions")
+    # ... and after it: every other record naming one of those documents is re-judged too
+    con.execute("""INSERT INTO _rebuild SELECT DISTINCT m.resource, m.record_key
+        FROM ident.person_mentions m
+        WHERE m.doc_key IN (SELECT doc_key FROM _old UNION
+                            SELECT doc_type || ':' || gb11643_to18(doc_raw) FROM _raw_mentions)
+          AND (m.resource, m.record_key) NOT IN (SELECT resource, record_key FROM _changed)""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _raw_mentions AS {union}")
+    _add_name_forms(con)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _touched AS
+        SELECT mention_id FROM ident.person_mentions
+        WHERE (resource, record_key) IN (SELECT resource, record_key FROM _rebuild)
+        UNION SELECT mention_id FROM _raw_mentions""")
+    con.execute("""DELETE FROM ident.person_mentions
+        WHERE (resource, record_key) IN (SELECT resource, record_key FROM _rebuild)""")
     con.execute(f"""
         INSERT INTO ident.person_mentions
         WITH d AS (
@@ -87,29 +110,41 @@ def build_mentions(con, catalog: Catalog) -> int:
             coalesce(birth_raw, CASE WHEN doc_type = '{CITIZEN_ID}' AND key_state = 'valid'
                                      THEN gb11643_birth(doc_no) END),
             division
-        FROM k LEFT JOIN _names n USING (name_raw)""")
-    con.unregister("_names")
+        FROM k LEFT JOIN ident.name_forms n USING (name_raw)""")
+    n = con.execute("SELECT count(*) FROM _raw_mentions").fetchall()[0][0]
     con.execute("DROP TABLE _raw_mentions")
     _mark_contradicted(con)
-    return con.execute("SELECT count(*) FROM ident.person_mentions").fetchall()[0][0]
+    return n
+
+
+def _add_name_forms(con) -> None:
+    names = [n for (n,) in con.execute("""SELECT DISTINCT name_raw FROM _raw_mentions
+        WHERE name_raw IS NOT NULL AND name_raw NOT IN (SELECT name_raw FROM ident.name_forms)"""
+                                       ).fetchall()]
+    if not names:
+        return
+    forms = [normalise_name(n) for n in names]
+    con.register("_names", pa.table({
+        "name_raw": names, "name": [f.value for f in forms],
+        "name_simplified": [f.simplified for f in forms],
+        "name_pinyin": [f.pinyin for f in forms],
+        "name_flags": pa.array([sorted(f.flags) for f in forms], pa.list_(pa.string()))}))
+    con.execute("INSERT INTO ident.name_forms SELECT * FROM _names")
+    con.unregister("_names")
 
 
 def _mark_contradicted(con) -> None:
     """A valid ID whose holder, by the population register, is someone else: the name differs
-    in characters and in sound, or the sex differs. Such a key is not trusted for linking, nor
-    is what it states (birth date, and sex where the record gives none of its own)."""
-    own_sex = " OR ".join(f"(m.resource = '{s['resource']}' AND m.role = '{s['role']}')"
-                          for s in sources() if s.get("sex")) or "false"
-    own_birth = " OR ".join(f"(m.resource = '{s['resource']}' AND m.role = '{s['role']}')"
-                            for s in sources() if s.get("birth_date")) or "false"
-    con.execute(f"""
-        UPDATE ident.person_mentions m SET key_state = 'contradicted',
-            sex = CASE WHEN {own_sex} THEN m.sex END,
-            birth_date = CASE WHEN {own_birth} THEN m.birth_date END
+    in characters and in sound, or the sex differs. Such a key is not trusted for linking (nor is
+    what it states: the linker ignores the birth date and sex read from it)."""
+    con.execute("""
+        UPDATE ident.person_mentions m SET key_state = 'contradicted'
         FROM (SELECT doc_key, any_value(name_simplified) AS name_simplified,
                      any_value(name_pinyin) AS name_pinyin, any_value(sex) AS sex
               FROM ident.person_mentions WHERE resource = 'PS_POP_BASIC' AND key_state = 'valid'
+                AND mention_id IN (SELECT mention_id FROM _touched)
               GROUP BY doc_key) p
         WHERE m.doc_key = p.doc_key AND m.resource <> 'PS_POP_BASIC' AND m.key_state = 'valid'
+          AND m.mention_id IN (SELECT mention_id FROM _touched)
           AND ((m.name_simplified <> p.name_simplified AND m.name_pinyin <> p.name_pinyin)
                OR m.sex <> p.sex)""")

@@ -28,31 +28,61 @@ def model_version() -> str:
     return hashlib.sha256(MODEL.read_bytes()).hexdigest()[:12]
 
 
+def _changed_records(con, catalog: Catalog) -> tuple[int, bool]:
+    """`_changed(resource, record_key)`: records with a history row newer than the last run's
+    watermark (new versions, superseded ones, deletions). The first run sees all of them."""
+    from pipelines.lib.sql_gen import record_key_expr
+
+    marks = dict(con.execute("SELECT resource, vid FROM ident.watermarks").fetchall())
+    parts = [f"""SELECT DISTINCT '{r.code}' AS resource, {record_key_expr(r)} AS record_key
+                 FROM hist.{r.key} WHERE _vid > {int(marks.get(r.code, -1))}"""
+             for r in catalog.resources.values()]
+    con.execute("CREATE OR REPLACE TEMP TABLE _changed AS " + " UNION ALL ".join(parts))
+    n = con.execute("SELECT count(*) FROM _changed").fetchall()[0][0]
+    return n, not marks
+
+
+def _advance_watermarks(con, catalog: Catalog) -> None:
+    for r in catalog.resources.values():
+        con.execute("""INSERT INTO ident.watermarks SELECT ?, coalesce(max(_vid), -1) FROM hist.{}
+            ON CONFLICT (resource) DO UPDATE SET vid = excluded.vid""".format(r.key), [r.code])
+
+
 def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = None) -> dict:
+    """Reconcile what changed since the last run (everything, the first time)."""
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = now.strftime("R%Y%m%dT%H%M%S%f")
     ensure_identity_schema(con)
-    mentions = build_mentions(con, catalog)
+    changed, full = _changed_records(con, catalog)
+    rebuilt = build_mentions(con, catalog)
     persons = linking.link_persons(con, run_id, now, model_version())
     enterprises = linking.link_enterprises(con, run_id, now)
-    gold = golden.build_golden(con, catalog, now)
+    gold = golden.build_golden(con, catalog, now, full=full)
     found = conflicts.detect(con, catalog, today)
+    _advance_watermarks(con, catalog)
     report = None
     if report_dir is not None:
         from pipelines.lib.reports.conflicts_html import render_conflict_report
 
         report = render_conflict_report(con, report_dir, today)
     seconds = time.perf_counter() - started
-    methods = dict(con.execute("SELECT method, count(*) FROM ident.person_links GROUP BY ALL"
-                               ).fetchall())
-    con.execute("INSERT INTO ident.runs VALUES (?, ?, ?, 'full', ?, ?, ?, ?, ?, ?, ?)", [
-        run_id, now, dt.datetime.now(dt.UTC).replace(tzinfo=None), mentions,
-        persons["entities"] + enterprises["entities"], methods.get("key", 0),
+    mentions, methods = con.execute("""SELECT count(*), map(list(method), list(n)) FROM (
+        SELECT method, count(*) AS n FROM ident.person_links GROUP BY ALL)""").fetchall()[0]
+    mentions = sum(methods.values()) if methods else 0
+    entities = dict(con.execute("SELECT kind, count(*) FROM ident.entities "
+                                "WHERE state = 'active' GROUP BY ALL").fetchall())
+    methods = dict(methods or {})
+    con.execute("INSERT INTO ident.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        run_id, now, dt.datetime.now(dt.UTC).replace(tzinfo=None), "full" if full else "changes",
+        changed, mentions, sum(entities.values()), methods.get("key", 0),
         methods.get("probabilistic", 0),
         sum(persons[k] + enterprises[k] for k in ("created", "merged", "split")),
         found["open"], seconds])
-    return {"run_id": run_id, "mentions": mentions, "persons": persons,
-            "enterprises": enterprises, "links_by_method": methods, "golden": gold,
-            "conflicts": found, "report": str(report) if report else None,
+    return {"run_id": run_id, "mode": "full" if full else "changes", "changed_records": changed,
+            "mentions_rebuilt": rebuilt, "mentions": mentions,
+            "entities": {"person": entities.get("person", 0),
+                         "enterprise": entities.get("enterprise", 0)},
+            "persons": persons, "enterprises": enterprises, "links_by_method": methods,
+            "golden": gold, "conflicts": found, "report": str(report) if report else None,
             "seconds": round(seconds, 2)}

@@ -29,11 +29,18 @@ def _event_id(run_id: str, kind: str, a: str, b: str | None) -> str:
 
 
 def assign(con, kind: str, run_id: str, now, reason: str = "") -> Assignment:
-    """Give every cluster in `_units(unit, root)` an entity id; writes registry, entities and
-    events, and leaves `_assigned(unit, entity_id)` for the caller."""
+    """Give every cluster in `_units(unit, root, method, p)` an entity id; writes registry, entities and
+    events, and leaves `_assigned(unit, entity_id, prior, root, method, p)` for the caller."""
+    # the run's units, plus every other unit of the entities they belonged to (with the root
+    # they were linked to): a split can only be seen with the whole former entity in view
     con.execute("""CREATE OR REPLACE TEMP TABLE _c AS
-        SELECT u.unit, u.root, r.entity_id AS prior
+        SELECT u.unit, u.root, u.method, u.p, r.entity_id AS prior
         FROM _units u LEFT JOIN ident.registry r ON r.kind = ? AND r.unit = u.unit""", [kind])
+    for scope in ("r.unit IN (SELECT root FROM _c)",  # the units they now link to
+                  "r.entity_id IN (SELECT prior FROM _c)"):  # everyone of the entities involved
+        con.execute(f"""INSERT INTO _c SELECT r.unit, r.root, r.method, r.p, r.entity_id
+            FROM ident.registry r WHERE r.kind = ? AND {scope}
+              AND r.unit NOT IN (SELECT unit FROM _c)""", [kind])
     con.execute("""CREATE OR REPLACE TEMP TABLE _cl AS
         SELECT root, count(*) AS n,
                coalesce(list(DISTINCT prior) FILTER (WHERE prior IS NOT NULL), []) AS priors,
@@ -117,13 +124,18 @@ def assign(con, kind: str, run_id: str, now, reason: str = "") -> Assignment:
     if events:
         con.executemany("INSERT INTO ident.entity_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
     con.execute("""CREATE OR REPLACE TEMP TABLE _assigned AS
-        SELECT c.unit, f.entity_id, c.prior FROM _c c JOIN _final f USING (root)""")
+        SELECT c.unit, f.entity_id, c.prior, c.root, c.method, c.p
+        FROM _c c JOIN _final f USING (root)""")
     # only what changed is written: a day's run touches a few rows, not the whole registry
-    con.execute("""INSERT INTO ident.registry SELECT ?, unit, entity_id, ?, ? FROM _assigned
-                   WHERE prior IS NULL""", [kind, run_id, run_id])
-    con.execute("""UPDATE ident.registry r SET entity_id = a.entity_id, last_run = ?
-                   FROM _assigned a WHERE r.kind = ? AND r.unit = a.unit
-                     AND a.prior IS NOT NULL AND a.prior <> a.entity_id""", [run_id, kind])
+    con.execute("""INSERT INTO ident.registry
+        SELECT ?, unit, entity_id, root, method, p, ?, ? FROM _assigned WHERE prior IS NULL""",
+                [kind, run_id, run_id])
+    con.execute("""UPDATE ident.registry r SET entity_id = a.entity_id, root = a.root,
+            method = a.method, p = a.p, last_run = ?
+        FROM _assigned a WHERE r.kind = ? AND r.unit = a.unit AND a.prior IS NOT NULL
+          AND (a.prior <> a.entity_id OR r.root IS DISTINCT FROM a.root
+               OR r.method IS DISTINCT FROM a.method OR r.p IS DISTINCT FROM a.p)""",
+                [run_id, kind])
     out.entities = con.execute("SELECT count(DISTINCT entity_id) FROM _final").fetchall()[0][0]
     return out
 
