@@ -89,6 +89,16 @@ print(json.dumps(evaluate_person_linkage(con, Path(sys.argv[2]))))
 """
 
 
+MODEL = r"""
+import json, resource, sys, time, duckdb
+from pipelines.lib.identity.model_eval import evaluate_model
+con = duckdb.connect(sys.argv[1], read_only=True)
+t = time.perf_counter(); out = evaluate_model(con)
+out["seconds"] = time.perf_counter() - t
+print(json.dumps(out))
+"""
+
+
 def child(code: str, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if out.returncode:
@@ -118,6 +128,7 @@ def main() -> None:
         out["incremental"] = child(RECONCILE, wh, sim.status()["date"], str(work / "reports"))
         truth = Path(sim.truth())
         out["accuracy"] = child(EVALUATE, wh, str(truth))
+        out["model"] = child(MODEL, wh)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"reconcile-{args.scale}.json").write_text(json.dumps(out, indent=1, default=str))
     b, f, i, a = out["baseline"], out["full"], out["incremental"], out["accuracy"]
@@ -127,13 +138,18 @@ def main() -> None:
     print(f"baseline (group by normalised ID): {b['mentions']:,} mentions -> {b['entities']:,} "
           f"in {b['seconds']:.1f} s, peak {b['peak_rss_mb']:.0f} MiB")
     for name, r in (("full", f), ("incremental", i)):
-        print(f"{name}: {r['mentions']:,} mentions, {r['persons']['entities']:,} persons, "
-              f"{r['enterprises']['entities']:,} enterprises, "
-              f"{r['persons']['probabilistic_links']:,} probabilistic links, "
+        print(f"{name}: {r['changed_records']:,} changed records, {r['mentions']:,} mentions, "
+              f"{r['entities']['person']:,} persons, {r['entities']['enterprise']:,} "
+              f"enterprises, {r['persons']['probabilistic_links']:,} probabilistic links, "
               f"{r['conflicts']['open']:,} open conflicts in {r['wall_seconds']:.1f} s, "
-              f"peak {r['peak_rss_mb']:.0f} MiB")
+              f"peak {r['peak_rss_mb']:.0f} MiB; stages (s) {r['stages']}")
     print(f"accuracy: precision {a['precision']}, recall {a['recall']}, purity {a['purity']}, "
           f"twin pairs merged {a['twin_pairs_merged']} of {a['twin_pairs']}")
+    for name, m in out["model"].items():
+        if isinstance(m, dict):
+            print(f"model, {name}: {m['mentions']:,} mentions -> right {m['linked_right']:,}, "
+                  f"wrong {m['linked_wrong']:,}, not linked {m['not_linked']:,} "
+                  f"(precision {m['precision']}, recall {m['recall']})")
     if args.keep:
         print(f"work folder kept: {work}")
     else:

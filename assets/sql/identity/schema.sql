@@ -95,3 +95,7 @@ CREATE TABLE IF NOT EXISTS gold.conflicts (
     first_detected DATE NOT NULL, last_detected DATE NOT NULL, resolved_on DATE,
     status VARCHAR NOT NULL              -- open | resolved
 );
+
+-- Enterprise codes ('uscc:<USCC>', 'hgbm:<customs code>') and the enterprise entity they name.
+CREATE VIEW IF NOT EXISTS ident.enterprise_units AS
+    SELECT unit, entity_id FROM ident.registry WHERE kind = 'enterprise';

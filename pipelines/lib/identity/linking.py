@@ -104,7 +104,5 @@ def link_enterprises(con, run_id: str, now) -> dict:
         FROM (SELECT HGBM FROM cur.cu_penalty UNION SELECT HGBM FROM cur.cu_decl_monthly)
         WHERE HGBM IS NOT NULL AND 'hgbm:' || HGBM NOT IN (SELECT unit FROM _units)""")
     a = registry.assign(con, "enterprise", run_id, now)
-    con.execute("CREATE OR REPLACE TABLE ident.enterprise_units AS SELECT unit, entity_id "
-                "FROM ident.registry WHERE kind = 'enterprise'")
     return {"units": con.execute("SELECT count(*) FROM _units").fetchall()[0][0],
             "created": a.created, "merged": a.merged, "split": a.split, "entities": a.entities}

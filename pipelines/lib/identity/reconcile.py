@@ -54,25 +54,32 @@ def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = N
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = now.strftime("R%Y%m%dT%H%M%S%f")
     ensure_identity_schema(con)
-    changed, full = _changed_records(con, catalog)
-    rebuilt = build_mentions(con, catalog)
-    persons = linking.link_persons(con, run_id, now, model_version())
-    enterprises = linking.link_enterprises(con, run_id, now)
-    gold = golden.build_golden(con, catalog, now, full=full)
-    found = conflicts.detect(con, catalog, today)
+    stages: dict[str, float] = {}
+
+    def timed(name: str, fn, *args, **kw):
+        t = time.perf_counter()
+        out = fn(*args, **kw)
+        stages[name] = round(time.perf_counter() - t, 2)
+        return out
+
+    changed, full = timed("changes", _changed_records, con, catalog)
+    rebuilt = timed("mentions", build_mentions, con, catalog)
+    persons = timed("link_persons", linking.link_persons, con, run_id, now, model_version())
+    enterprises = timed("link_enterprises", linking.link_enterprises, con, run_id, now)
+    gold = timed("golden", golden.build_golden, con, catalog, now, full=full)
+    found = timed("conflicts", conflicts.detect, con, catalog, today)
     _advance_watermarks(con, catalog)
     report = None
     if report_dir is not None:
         from pipelines.lib.reports.conflicts_html import render_conflict_report
 
-        report = render_conflict_report(con, report_dir, today)
+        report = timed("report", render_conflict_report, con, report_dir, today)
     seconds = time.perf_counter() - started
-    mentions, methods = con.execute("""SELECT count(*), map(list(method), list(n)) FROM (
-        SELECT method, count(*) AS n FROM ident.person_links GROUP BY ALL)""").fetchall()[0]
-    mentions = sum(methods.values()) if methods else 0
+    methods = dict(con.execute("SELECT method, count(*) FROM ident.person_links GROUP BY ALL"
+                               ).fetchall())
+    mentions = sum(methods.values())
     entities = dict(con.execute("SELECT kind, count(*) FROM ident.entities "
                                 "WHERE state = 'active' GROUP BY ALL").fetchall())
-    methods = dict(methods or {})
     con.execute("INSERT INTO ident.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run_id, now, dt.datetime.now(dt.UTC).replace(tzinfo=None), "full" if full else "changes",
         changed, mentions, sum(entities.values()), methods.get("key", 0),
@@ -85,4 +92,4 @@ def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = N
                          "enterprise": entities.get("enterprise", 0)},
             "persons": persons, "enterprises": enterprises, "links_by_method": methods,
             "golden": gold, "conflicts": found, "report": str(report) if report else None,
-            "seconds": round(seconds, 2)}
+            "seconds": round(seconds, 2), "stages": stages}
