@@ -284,7 +284,11 @@ def demo(home, scale, days, seed, serve, port):
 def _reconcile_summary(s, truth_dir: Path) -> str:
     """Entities, golden records and conflicts, and the linkage scored against the simulator's
     ground truth (the demo can: it has the truth)."""
-    from pipelines.lib.identity.evaluate import evaluate_person_linkage, format_summary
+    from pipelines.lib.identity.evaluate import (
+        evaluate_person_linkage,
+        evaluate_subsistence_conflicts,
+        format_summary,
+    )
 
     with _read_con(s) as con:
         counts = dict(con.execute("""SELECT kind, count(*) FROM ident.entities
@@ -296,6 +300,7 @@ def _reconcile_summary(s, truth_dir: Path) -> str:
         events = dict(con.execute("SELECT kind, count(*) FROM ident.entity_events GROUP BY ALL"
                                   ).fetchall())
         accuracy = format_summary(evaluate_person_linkage(con, truth_dir))
+        paid = evaluate_subsistence_conflicts(con, truth_dir)
     lines = [f"Reconciliation: {counts.get('person', 0):,} persons, "
              f"{counts.get('enterprise', 0):,} enterprises (entity events: "
              + ", ".join(f"{k} {v:,}" for k, v in sorted(events.items())) + "); "
@@ -303,6 +308,9 @@ def _reconcile_summary(s, truth_dir: Path) -> str:
              "candidates kept with their provenance",
              "Open conflicts: " + (", ".join(f"{k} {n} ({o} raised as objections)"
                                             for k, n, o in conflicts) or "none"),
+             f"  subsistence paid after death, against the simulator's record of it: "
+             f"{paid['found_and_true']} of {paid['truth_persons']} persons found, "
+             f"{paid['found_persons'] - paid['found_and_true']} found that it did not record",
              "Person linkage against the simulator's truth:", accuracy]
     return "\n".join(lines)
 

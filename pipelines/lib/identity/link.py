@@ -56,8 +56,10 @@ def settings():
         level(cll.ExactMatchLevel("division"), 0.55),
         level(cll.CustomLevel("substr(division_l, 1, 4) = substr(division_r, 1, 4)",
                               "same city"), 0.25),
+        # a node's records mostly lie in one province: random pairs rarely reach this level,
+        # so its u is declared too (training overwrites it when it sees enough)
         level(cll.CustomLevel("substr(division_l, 1, 2) = substr(division_r, 1, 2)",
-                              "same province"), 0.12),
+                              "same province"), 0.12).configure(u_probability=0.01),
         level(cll.ElseLevel(), 0.08)])
     return SettingsCreator(
         link_type="link_only", unique_id_column_name="unique_id",
@@ -66,6 +68,16 @@ def settings():
             block_on("birth_date"), block_on("name_pinyin"),
             block_on("name_simplified", "substr(division, 1, 2)")],
         retain_intermediate_calculation_columns=False, retain_matching_columns=False)
+
+
+def splink_db():
+    """Splink's DuckDB: in memory, without the progress bar it would print into logs."""
+    import duckdb
+    from splink import DuckDBAPI
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return DuckDBAPI(connection=con)
 
 
 def _register(db_api, con, sql: str, name: str):
@@ -78,9 +90,9 @@ def _register(db_api, con, sql: str, name: str):
 def predict_links(con, anchors_sql: str, candidates_sql: str, model: Path = MODEL) -> list[tuple]:
     """(candidate unique_id, anchor unique_id, match probability) for every candidate whose best
     anchor reaches ACCEPT and is its only anchor that does."""
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
-    db_api = DuckDBAPI()  # its own in-memory database: Splink's work tables stay out of the warehouse
+    db_api = splink_db()  # its own in-memory database: Splink's work tables stay out of the warehouse
     right, n = _register(db_api, con, candidates_sql, "candidates")
     if n == 0:
         return []

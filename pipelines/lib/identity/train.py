@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.lib.identity.link import COLUMNS, MODEL, settings
+from pipelines.lib.identity.link import COLUMNS, MODEL, settings, splink_db
 
 ANCHORS = """SELECT doc_key AS unique_id, name_simplified, name_pinyin,
     birth_date, sex, division FROM ident.person_mentions
@@ -21,9 +21,9 @@ CANDIDATES = """SELECT mention_id AS unique_id, name_simplified, name_pinyin,
 
 
 def train(con, out: Path = MODEL, seed: int = 7) -> dict:
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
-    db_api = DuckDBAPI()
+    db_api = splink_db()
     tables = {}
     for name, sql in (("anchors", ANCHORS), ("candidates", CANDIDATES)):
         t = con.sql(f"SELECT {COLUMNS}, strftime(birth_date, '%Y%m%d') AS birth_text "
