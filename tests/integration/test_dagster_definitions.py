@@ -17,15 +17,18 @@ def test_every_resource_is_an_asset_in_its_providers_group_and_pool():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     expected = {f"backflow/{r.key}" for r in catalog().resources.values()}
     assert keys == expected | {"warehouse/published", "governance/objections",
-                               "governance/scorecard"}
+                               "governance/scorecard", "identity/reconciled"}
     for r in catalog().resources.values():
         node = graph.get(dg.AssetKey(["backflow", r.key]))
         assert node.group_name == f"backflow_{r.provider.lower()}"
         assert node.pools == {f"provider_{r.provider.lower()}"}
     published = graph.get(dg.AssetKey(["warehouse", "published"]))
-    # published after the governance assets, so readers get the disputed flags and the scorecard
+    # published after the governance and identity assets, so readers get the disputed flags,
+    # the scorecard, entities, golden records and conflicts of the same moment
     assert {k.to_user_string() for k in published.parent_keys} == expected | {
-        "governance/scorecard"}
+        "governance/scorecard", "identity/reconciled"}
+    reconciled = graph.get(dg.AssetKey(["identity", "reconciled"]))
+    assert "governance/objections" in {k.to_user_string() for k in reconciled.parent_keys}
 
 
 def test_schedules_follow_update_cycles_and_a_sensor_watches_drops():

@@ -266,3 +266,18 @@ def test_a_run_after_changes_touches_only_them_and_agrees_with_a_full_rebuild(wo
     world.con.execute("DROP SCHEMA ident CASCADE; DROP SCHEMA gold CASCADE")
     assert world.reconcile()["mode"] == "full"
     assert state(world.con) == incremental
+
+
+def test_a_division_code_from_before_a_renaming_is_compared_in_todays_form(world):
+    world.marriage("M12", (WANG, "王建国"), (LI, "李秀英"), division="500381")  # 江津市, now 500116
+    world.reconcile()
+    assert world.con.execute("SELECT DISTINCT division FROM ident.person_mentions "
+                             "WHERE record_key = 'M12'").fetchall() == [("500116",)]
+
+
+def test_an_enterprise_golden_record_names_its_legal_representative_as_a_person(world):
+    _registration(world, "5001960001", "1", T0)
+    world.reconcile()
+    rep = world.con.execute("SELECT legal_representative, legal_representative_entity, "
+                            "customs_code FROM gold.enterprise").fetchall()
+    assert rep == [("王建国", world.entity_of(f"PS_POP_BASIC|subject|{WANG}"), "5001960001")]

@@ -23,7 +23,7 @@ def con():
     for m in MACROS:
         c.execute(m)
     c.execute("CREATE TEMP TABLE _affected (entity_id VARCHAR)")
-    c.execute("CREATE MACRO spouse_entity(m) AS (SELECT entity_id FROM ident.person_links "
+    c.execute("CREATE MACRO entity_of(m) AS (SELECT entity_id FROM ident.person_links "
               "WHERE mention_id = m)")
     yield c
     c.close()

@@ -68,7 +68,7 @@ def _candidate_sql(catalog: Catalog, kind: str, field: str, authority: list[str]
 def build_golden(con, catalog: Catalog, now, full: bool = True) -> dict:
     """Recompute candidates, rank them, and fold the result into gold.field_values' history.
     Not `full`: persons in `_affected` only (enterprises are few: always all of them)."""
-    con.execute("""CREATE OR REPLACE TEMP MACRO spouse_entity(mention) AS
+    con.execute("""CREATE OR REPLACE TEMP MACRO entity_of(mention) AS
         (SELECT entity_id FROM ident.person_links WHERE mention_id = mention)""")
     parts = [_candidate_sql(catalog, kind, field, spec["authority"], src, not full)
              for kind, fields in golden_config().items()

@@ -80,6 +80,7 @@ def build_mentions(con, catalog: Catalog) -> int:
           AND (m.resource, m.record_key) NOT IN (SELECT resource, record_key FROM _changed)""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _raw_mentions AS {union}")
     _add_name_forms(con)
+    con.register("_division_now", _division_now())  # a renamed division compares as today's code
     con.execute("""CREATE OR REPLACE TEMP TABLE _touched AS
         SELECT mention_id FROM ident.person_mentions
         WHERE (resource, record_key) IN (SELECT resource, record_key FROM _rebuild)
@@ -109,12 +110,23 @@ def build_mentions(con, catalog: Catalog) -> int:
                           THEN gb11643_sex(doc_no) END),
             coalesce(birth_raw, CASE WHEN doc_type = '{CITIZEN_ID}' AND key_state = 'valid'
                                      THEN gb11643_birth(doc_no) END),
-            division
-        FROM k LEFT JOIN ident.name_forms n USING (name_raw)""")
+            coalesce(dv.now_code, k.division)
+        FROM k LEFT JOIN ident.name_forms n USING (name_raw)
+        LEFT JOIN _division_now dv ON dv.code = k.division""")
+    con.unregister("_division_now")
     n = con.execute("SELECT count(*) FROM _raw_mentions").fetchall()[0][0]
     con.execute("DROP TABLE _raw_mentions")
     _mark_contradicted(con)
     return n
+
+
+@functools.cache
+def _division_now() -> pa.Table:
+    from pipelines.lib.divisions import DivisionTable
+
+    table = DivisionTable.load()
+    codes = table.codes()
+    return pa.table({"code": codes, "now_code": [table.current_code(c) for c in codes]})
 
 
 def _add_name_forms(con) -> None:
