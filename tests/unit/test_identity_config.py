@@ -23,6 +23,8 @@ def con():
     for m in MACROS:
         c.execute(m)
     c.execute("CREATE TEMP TABLE _affected (entity_id VARCHAR)")
+    for r in CAT.resources.values():  # what build_golden gathers for a run after changes
+        c.execute(f"CREATE TEMP TABLE _aff_{r.key} AS SELECT * FROM cur.{r.key} LIMIT 0")
     c.execute("CREATE MACRO entity_of(m) AS (SELECT entity_id FROM ident.person_links "
               "WHERE mention_id = m)")
     yield c

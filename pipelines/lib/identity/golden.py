@@ -42,11 +42,13 @@ def _candidate_sql(catalog: Catalog, kind: str, field: str, authority: list[str]
     as_of = src.get("as_of", "_gxsj")
     quality = src.get("quality", "1.0")
     key = record_key_expr(r)
+    table = f"cur.{r.key}"
     if kind == "person":
         link = (f"JOIN ident.person_links l ON l.mention_id = "
                 f"'{r.code}|{src['role']}|' || {key}")
         entity, confidence = "l.entity_id", "l.match_probability"
-        if only_affected:
+        if only_affected:  # the affected persons' records, gathered once per resource
+            table = f"_aff_{r.key}"
             link += " AND l.entity_id IN (SELECT entity_id FROM _affected)"
     else:
         link = f"JOIN ident.enterprise_units l ON l.unit = {src['unit']}"
@@ -56,13 +58,13 @@ def _candidate_sql(catalog: Catalog, kind: str, field: str, authority: list[str]
                 {src['value']} AS value, '{r.provider}' AS provider, '{r.code}' AS resource,
                 max(_batch_id) AS batch_id, NULL AS record_key, max(_gxsj) AS as_of,
                 1.0 AS confidence, {auth} AS auth, 1.0 AS quality, bool_or(_disputed) AS disputed
-            FROM cur.{r.key} {link} GROUP BY {entity}"""
+            FROM {table} {link} GROUP BY {entity}"""
     return f"""SELECT '{kind}' AS kind, {entity} AS entity_id, '{field}' AS field,
             {value} AS value, '{r.provider}' AS provider, '{r.code}' AS resource,
             _batch_id AS batch_id, {key} AS record_key, {as_of} AS as_of,
             {confidence} AS confidence, {auth} AS auth, {quality} AS quality,
             _disputed AS disputed
-        FROM cur.{r.key} {link} WHERE ({src['value']}) IS NOT NULL"""
+        FROM {table} {link} WHERE ({src['value']}) IS NOT NULL"""
 
 
 def build_golden(con, catalog: Catalog, now, full: bool = True) -> dict:
@@ -70,6 +72,8 @@ def build_golden(con, catalog: Catalog, now, full: bool = True) -> dict:
     Not `full`: persons in `_affected` only (enterprises are few: always all of them)."""
     con.execute("""CREATE OR REPLACE TEMP MACRO entity_of(mention) AS
         (SELECT entity_id FROM ident.person_links WHERE mention_id = mention)""")
+    if not full:
+        _gather_affected_records(con, catalog)
     parts = [_candidate_sql(catalog, kind, field, spec["authority"], src, not full)
              for kind, fields in golden_config().items()
              for field, spec in fields.items() for src in spec["from"]]
@@ -95,19 +99,39 @@ def build_golden(con, catalog: Catalog, now, full: bool = True) -> dict:
                              CAST(as_of AS VARCHAR), rank, coalesce(disputed, false)))
                    AS digest
         FROM _ranked""")
+    # a digest names its entity, so comparing within the recomputed entities is exact
     scope = "true" if full else ("(kind = 'enterprise' OR entity_id IN "
                                  "(SELECT entity_id FROM _affected))")
     closed = con.execute(f"""UPDATE gold.field_values SET valid_to = ?
         WHERE valid_to IS NULL AND {scope} AND digest NOT IN (SELECT digest FROM _gv)""", [now]
                          ).fetchall()[0][0]
-    added = con.execute("""INSERT INTO gold.field_values
+    added = con.execute(f"""INSERT INTO gold.field_values
         SELECT kind, entity_id, field, value, provider, resource, batch_id, record_key, as_of,
                confidence, rank, rule, disputed, false, ?, NULL, digest
         FROM _gv WHERE digest NOT IN (SELECT digest FROM gold.field_values
-                                      WHERE valid_to IS NULL)""", [now]).fetchall()[0][0]
+                                      WHERE valid_to IS NULL AND {scope})""", [now]
+                        ).fetchall()[0][0]
     _create_views(con)
     return {"candidates": con.execute("SELECT count(*) FROM _gv").fetchall()[0][0],
             "closed": closed, "added": added}
+
+
+def _gather_affected_records(con, catalog: Catalog) -> None:
+    """`_aff_<resource>`: the current records naming an affected person, one scan per resource
+    (instead of one per golden field and source)."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE _aff_keys AS
+        SELECT DISTINCT m.resource, m.record_key FROM ident.person_mentions m
+        JOIN ident.person_links l USING (mention_id)
+        WHERE l.entity_id IN (SELECT entity_id FROM _affected)""")
+    for code in sorted({src["resource"] for src in _person_sources()}):
+        r = catalog.resource(code)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _aff_{r.key} AS SELECT * FROM cur.{r.key}
+            WHERE {record_key_expr(r)} IN (SELECT record_key FROM _aff_keys
+                                           WHERE resource = '{code}')""")
+
+
+def _person_sources() -> list[dict]:
+    return [src for spec in golden_config()["person"].values() for src in spec["from"]]
 
 
 def _create_views(con) -> None:
