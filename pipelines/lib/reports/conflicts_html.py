@@ -28,8 +28,8 @@ import jinja2
 from pipelines.lib.divisions import DivisionTable
 from pipelines.lib.reports.files import write_atomically
 from pipelines.lib.reports.scorecard_html import NO_VALUE, fmt_int
+from pipelines.lib.reports.templates import environment
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "assets" / "templates"
 TEMPLATE_NAME = "conflicts.html.j2"
 PAGE_NAME = "index.html"
 
@@ -293,18 +293,7 @@ def fmt_text(x: Any) -> str:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["num"] = fmt_int
-    env.filters["when"] = fmt_when
-    env.filters["text"] = fmt_text
-    return env
+    return environment({"num": fmt_int, "when": fmt_when, "text": fmt_text})
 
 
 def render_conflicts(con: Any, today: dt.date) -> str:

@@ -27,8 +27,8 @@ from pathlib import Path
 import jinja2
 
 from pipelines.lib.reports.files import write_atomically
+from pipelines.lib.reports.templates import environment
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "assets" / "templates"
 TEMPLATE_NAME = "scorecard.html.j2"
 
 # Traffic-light thresholds (inclusive). A provider (or provider × resource) is
@@ -519,18 +519,7 @@ def _check_href(href: str) -> str:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["pct"] = fmt_pct
-    env.filters["num"] = fmt_int
-    env.filters["rate"] = fmt_rate
-    return env
+    return environment({"pct": fmt_pct, "num": fmt_int, "rate": fmt_rate})
 
 
 def render_scorecard(card: Scorecard) -> str:
