@@ -1,0 +1,1 @@
+"""Serving: prefill and verification for other government systems (issue 5)."""

@@ -1,0 +1,87 @@
+"""The audit log is append-only and hash-chained: `verify` finds an edited, deleted, inserted,
+reordered or cut-off entry and says where; the access log finds every entry about a person."""
+
+import sqlite3
+
+import pytest
+
+from pipelines.lib.serving.audit import AuditLog, verify
+
+pytestmark = pytest.mark.unit
+SECRET = b"test-audit-key"
+
+
+@pytest.fixture
+def log(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    a = AuditLog(path, SECRET)
+    for i in range(1, 6):
+        a.append(consumer="WJW", purpose="NEWBORN", template="NEWBORN", case_id=f"C{i}",
+                 subjects=[f"1:50010319800102011{i}"], released=["mother.name"],
+                 withheld=["mother.marital_status"], answer=f"answer {i}".encode())
+    a.close()
+    return path
+
+
+def tamper(path, *sql):
+    con = sqlite3.connect(path)
+    for s in sql:
+        con.execute(s)
+    con.commit()
+    con.close()
+
+
+def kinds(path):
+    return [(p.seq, p.kind) for p in verify(path)]
+
+
+def test_an_untouched_log_verifies(log):
+    assert verify(log) == []
+
+
+def test_an_edited_entry_is_found(log):
+    tamper(log, "UPDATE audit SET released = '[]' WHERE seq = 3")
+    assert kinds(log) == [(3, "edited")]
+
+
+def test_a_deleted_entry_is_found(log):
+    tamper(log, "DELETE FROM audit WHERE seq = 2")
+    assert (3, "deleted") in kinds(log)
+
+
+def test_an_inserted_entry_is_found(log):
+    tamper(log, "UPDATE audit SET seq = seq + 100 WHERE seq >= 3",
+           "UPDATE audit SET seq = seq - 99 WHERE seq >= 103",
+           "INSERT INTO audit SELECT 3, at, 'FY', purpose, template, 'X', subjects, released, "
+           "withheld, answer_digest, hash, hash FROM audit WHERE seq = 2")
+    found = kinds(log)
+    assert found[0] == (3, "edited")  # the forged entry cannot carry a hash of its own content
+    assert (5, "truncated") in found  # and the head still names the old last entry
+
+
+def test_reordered_entries_are_found(log):
+    tamper(log, "UPDATE audit SET seq = 100 WHERE seq = 2", "UPDATE audit SET seq = 2 WHERE seq = 3",
+           "UPDATE audit SET seq = 3 WHERE seq = 100")
+    assert {k for _, k in kinds(log)} & {"reordered", "inserted"}
+
+
+def test_a_cut_off_last_entry_is_found(log):
+    tamper(log, "DELETE FROM audit WHERE seq = 5")
+    assert kinds(log) == [(5, "truncated")]
+
+
+def test_the_access_log_finds_every_entry_about_a_person_without_storing_the_id(log):
+    a = AuditLog(log, SECRET)
+    entries = a.about("1:500103198001020113")
+    assert [e["case_id"] for e in entries] == ["C3"]
+    raw = log.read_bytes()
+    assert b"500103198001020113" not in raw
+    a.close()
+
+
+def test_appends_continue_the_chain_after_a_restart(log):
+    a = AuditLog(log, SECRET)
+    a.append(consumer="MZJ", purpose="AFTER_DEATH", template="AFTER_DEATH", case_id="C6",
+             subjects=[], released=[], withheld=[], answer=b"x")
+    a.close()
+    assert verify(log) == []
