@@ -15,6 +15,12 @@ from pipelines.lib.settings import Settings
 from pipelines.lib.tables import render
 from pipelines.cli_identity import identity_group
 from pipelines.cli_objections import objections_group
+from pipelines.cli_serving import (
+    audit_group,
+    consumers_group,
+    serve_cmd,
+    serving_group,
+)
 from pipelines.sim.cli import sim as sim_group
 
 
@@ -318,6 +324,10 @@ def _reconcile_summary(s, truth_dir: Path) -> str:
 main.add_command(sim_group, "sim")  # the simulator's own commands: serve, advance, status, truth
 main.add_command(objections_group, "objections")
 main.add_command(identity_group, "identity")
+main.add_command(serve_cmd, "serve")
+main.add_command(serving_group, "serving")
+main.add_command(consumers_group, "consumers")
+main.add_command(audit_group, "audit")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""`huiliu serve`, `huiliu consumers …`, `huiliu audit verify`, `huiliu serving build`: the prefill
+service, its consumers' credentials, its audit log, and its store."""
+
+from __future__ import annotations
+
+import click
+
+_home_opt = click.option("--home", help="Data folder (default $HUILIU_HOME or ./data).")
+
+
+def _serving_dir(home):
+    from pipelines.cli import _settings
+
+    return _settings(home).home / "serving"
+
+
+@click.command("serve")
+@_home_opt
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True)
+def serve_cmd(home, host, port):
+    """Run the prefill service (builds its store from the published snapshot if there is none)."""
+    import os
+
+    import uvicorn
+
+    d = _serving_dir(home)
+    if not (d / "current.sqlite").exists():
+        _build(home)
+    if home:
+        os.environ["HUILIU_HOME"] = str(d.parent)
+    uvicorn.run("pipelines.api.app:app_from_env", factory=True, host=host, port=port,
+                log_level="warning", access_log=False)
+
+
+def _build(home):
+    from pipelines.cli import _settings
+    from pipelines.lib.serving.store import build_store
+
+    s = _settings(home)
+    if not s.published_current.exists():
+        raise click.ClickException("nothing published yet: run `huiliu backflow` or "
+                                   "`huiliu demo` first")
+    return build_store(s.published_current.resolve(), s.home / "serving")
+
+
+@click.group("serving")
+def serving_group() -> None:
+    """The prefill service's store."""
+
+
+@serving_group.command("build")
+@_home_opt
+def build_cmd(home):
+    """Export the published golden records into a new serving store and switch to it."""
+    click.echo(str(_build(home)))
+
+
+@click.group("consumers")
+def consumers_group() -> None:
+    """Credentials of the consumer departments (stored hashed; shown once when issued)."""
+
+
+def _credentials(home):
+    from pipelines.lib.catalog import catalog
+    from pipelines.lib.serving.credentials import Credentials
+
+    return Credentials(_serving_dir(home) / "credentials.sqlite"), {
+        c.code for c in catalog().consumers}
+
+
+@consumers_group.command("issue")
+@_home_opt
+@click.argument("consumer")
+def issue_cmd(home, consumer):
+    """Issue a new credential for CONSUMER (a department of catalogs/consumers.yaml)."""
+    creds, known = _credentials(home)
+    if consumer not in known:
+        raise click.ClickException(f"unknown consumer {consumer!r}; known: {sorted(known)}")
+    click.echo(creds.issue(consumer))
+
+
+@consumers_group.command("rotate")
+@_home_opt
+@click.argument("consumer")
+def rotate_cmd(home, consumer):
+    """Issue a new credential and revoke the consumer's others."""
+    creds, known = _credentials(home)
+    if consumer not in known:
+        raise click.ClickException(f"unknown consumer {consumer!r}; known: {sorted(known)}")
+    click.echo(creds.rotate(consumer))
+
+
+@consumers_group.command("revoke")
+@_home_opt
+@click.argument("consumer")
+@click.option("--key-id", help="Only this key (default: all of the consumer's keys).")
+def revoke_cmd(home, consumer, key_id):
+    creds, _ = _credentials(home)
+    click.echo(f"revoked {creds.revoke(consumer, key_id)} key(s)")
+
+
+@consumers_group.command("list")
+@_home_opt
+def list_cmd(home):
+    from pipelines.lib.tables import render
+
+    creds, _ = _credentials(home)
+    click.echo(render(["consumer", "key_id", "issued_at", "revoked_at"], creds.list()))
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The prefill service's hash-chained audit log."""
+
+
+@audit_group.command("verify")
+@_home_opt
+def verify_cmd(home):
+    """Check every entry's hash and the chain; exit 1 naming each place it was altered."""
+    from pipelines.lib.serving.audit import verify
+
+    path = _serving_dir(home) / "audit.sqlite"
+    if not path.exists():
+        raise click.ClickException(f"no audit log at {path}")
+    problems = verify(path)
+    if not problems:
+        click.echo(f"audit log intact: {path}")
+        return
+    for p in problems:
+        click.echo(f"entry {p.seq}: {p.kind} — {p.detail}")
+    raise SystemExit(1)

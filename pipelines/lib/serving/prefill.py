@@ -1,0 +1,112 @@
+"""Prefill answers: per role and field an envelope that says what the hub knows and may release.
+
+status: available (value, source, as-of, confidence, disputed, conflict) | unavailable (the hub
+holds no value) | withheld (the consumer may not receive it for this purpose: a reason code and
+nothing else — not the value, its presence, length or status) | not_applicable (the role was not
+asked for).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipelines.lib.catalog import Catalog
+from pipelines.lib.identifiers import is_valid_citizen_id, is_valid_uscc, normalize_citizen_id
+from pipelines.lib.serving.store import Store
+from pipelines.lib.serving.templates import Template, release
+
+
+class RequestError(Exception):
+    """A request the caller can fix: status code and the failing fields."""
+
+    def __init__(self, status: int, code: str, detail: str, fields: list[str] | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.fields = status, code, detail, fields or []
+
+    def body(self) -> dict:
+        return {"error": self.code, "detail": self.detail, "fields": self.fields}
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: dict
+    released: list[str]
+    withheld: list[str]
+    subjects: list[str]
+
+
+_CASE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def subject_key(kind: str, raw: str) -> str | None:
+    """The store's key for a subject as given (citizen ID or USCC), or None if not valid."""
+    n = normalize_citizen_id(raw or "")
+    if kind == "person":
+        return n if is_valid_citizen_id(n) else None
+    return n if is_valid_uscc(n) else None
+
+
+def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpose: str,
+            case_id: str, subjects: dict[str, str]) -> Answer:
+    bad = []
+    if not isinstance(case_id, str) or not _CASE_ID.fullmatch(case_id):
+        bad.append("case_id")
+    unknown_roles = sorted(set(subjects) - set(template.roles))
+    bad += [f"subjects.{r}" for r in unknown_roles]
+    keys: dict[str, str] = {}
+    for role, raw in subjects.items():
+        if role in template.roles:
+            k = subject_key(template.roles[role].subject, raw if isinstance(raw, str) else "")
+            if k is None:
+                bad.append(f"subjects.{role}")
+            else:
+                keys[role] = k
+    if not subjects:
+        bad.append("subjects")
+    if bad:
+        raise RequestError(400, "invalid_request", "fix the listed fields: case_id is 1-64 "
+                           "letters, digits or ._:-; each subject a valid citizen ID (GB 11643) "
+                           "or USCC (GB 32100) for a role of the template", bad)
+    if purpose != template.code:
+        raise RequestError(403, "purpose_mismatch", f"template {template.code} serves purpose "
+                           f"{template.code}, not {purpose}", ["purpose"])
+    if consumer not in (template.lead, *template.cooperating):
+        raise RequestError(403, "not_a_department_of_this_event", f"{consumer} is neither the "
+                           f"lead nor a co-operating department of {template.code}")
+    entities = {}
+    for role, k in keys.items():
+        found = store.entity(k)
+        if found is None:
+            raise RequestError(404, "unknown_subject", f"no {template.roles[role].subject} "
+                               f"with that key is known to this node", [f"subjects.{role}"])
+        entities[role] = found[1]
+    roles, released, withheld = {}, [], []
+    for role, spec in template.roles.items():
+        if role not in entities:
+            roles[role] = {"status": "not_applicable"}
+            continue
+        values = store.values(entities[role])
+        fields = {}
+        for f in spec.fields:
+            name = f"{role}.{f.code}"
+            reason = release(cat, f, consumer, purpose)
+            if reason:
+                fields[f.code] = {"status": "withheld", "reason": reason}
+                withheld.append(name)
+                continue
+            v = values.get(f.golden)
+            if v is None or v["value"] in (None, ""):
+                fields[f.code] = {"status": "unavailable"}
+            else:
+                fields[f.code] = {
+                    "status": "available", "value": v["value"],
+                    "source": {"provider": v["provider"], "resource": v["resource"],
+                               "batch": v["batch_id"], "record_key": v["record_key"]},
+                    "as_of": v["as_of"], "match_confidence": v["confidence"],
+                    "disputed": v["disputed"], "conflict": v["in_conflict"]}
+            released.append(name)
+        roles[role] = {"status": "found", "entity_id": entities[role], "fields": fields}
+    body = {"case_id": case_id, "template": template.code, "purpose": purpose, "roles": roles}
+    return Answer(body, released, withheld, [f"{template.roles[r].subject}:{k}"
+                                             for r, k in keys.items()])

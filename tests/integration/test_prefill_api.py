@@ -1,0 +1,127 @@
+"""The prefill service as a real process on loopback: a reconciled warehouse, its serving store,
+credentials issued from the CLI, real HTTP. Released fields carry their provenance, withheld ones
+carry a reason and nothing else, errors say what to fix, every answer is in the audit log."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from pipelines.demo import free_port
+from pipelines.lib.serving.store import build_store
+
+from .reconcile_world import World, pid
+
+pytestmark = pytest.mark.integration
+
+WANG = pid(dt.date(1985, 3, 14), 11)
+LI = pid(dt.date(1987, 6, 2), 22)
+STRANGER = pid(dt.date(1970, 1, 1), 99)  # valid, but not known to this node
+ENV = {**os.environ, "HUILIU_AUDIT_KEY": "test-audit-key", "HUILIU_API_RATE": "20"}
+
+
+def huiliu(home, *args) -> str:
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", *args, "--home", str(home)],
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    home = tmp_path_factory.mktemp("hub")
+    w = World(home / "warehouse.duckdb")
+    w.person(WANG, "王建国", "1", dt.date(1985, 3, 14), marital="20")
+    w.person(LI, "李秀英", "2", dt.date(1987, 6, 2), marital="20")
+    w.marriage("M1", (WANG, "王建国"), (LI, "李秀英"))
+    w.reconcile()
+    w.con.close()
+    build_store(home / "warehouse.duckdb", home / "serving")
+    keys = {c: huiliu(home, "consumers", "issue", c) for c in ("WJW", "YBJ", "JYJ", "SJJ")}
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
+                             "--port", str(port)], env=ENV)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield url, keys, home
+    proc.terminate()
+    proc.wait(10)
+
+
+def ask(url, key, **body):
+    req = {"case_id": "CASE-1", "purpose": "NEWBORN", "template": "NEWBORN",
+           "subjects": {"mother": LI, "father": WANG}} | body
+    return httpx.post(f"{url}/v1/prefill", json=req,
+                      headers={"Authorization": f"Bearer {key}"} if key else {})
+
+
+def test_the_lead_department_gets_every_field_with_its_provenance(service):
+    url, keys, _ = service
+    r = ask(url, keys["WJW"])
+    assert r.status_code == 200, r.text
+    mother = r.json()["roles"]["mother"]["fields"]
+    assert mother["name"]["status"] == "available" and mother["name"]["value"] == "李秀英"
+    assert mother["name"]["source"]["provider"] == "PS"
+    assert mother["name"]["source"]["record_key"] == LI
+    assert mother["marriage_record"]["value"] == "M1"
+    assert mother["marriage_record"]["source"]["resource"] == "CA_MARRIAGE"
+    assert {"as_of", "match_confidence", "disputed", "conflict"} <= set(mother["name"])
+
+
+def test_a_field_the_list_does_not_grant_is_withheld_without_a_trace_of_its_value(service):
+    url, keys, _ = service
+    r = ask(url, keys["YBJ"])  # 医保局 co-operates on NEWBORN but may not see marriage records
+    fields = r.json()["roles"]["mother"]["fields"]
+    assert fields["marital_status"] == {"status": "withheld", "reason": "CONSUMER_NOT_ENTITLED"}
+    assert fields["marriage_record"] == {"status": "withheld", "reason": "CONSUMER_NOT_ENTITLED"}
+    assert fields["name"]["status"] == "available"
+
+
+def test_errors_say_what_to_fix(service):
+    url, keys, _ = service
+    assert ask(url, None).status_code == 401
+    assert ask(url, "WJW.nokey.nosecret").status_code == 401
+    bad = ask(url, keys["WJW"], subjects={"mother": "123", "uncle": LI}, case_id="")
+    assert bad.status_code == 400
+    assert set(bad.json()["fields"]) == {"case_id", "subjects.mother", "subjects.uncle"}
+    unknown = ask(url, keys["WJW"], subjects={"mother": STRANGER})
+    assert unknown.status_code == 404 and unknown.json()["fields"] == ["subjects.mother"]
+    assert ask(url, keys["JYJ"]).status_code == 403  # not a department of this life event
+    assert ask(url, keys["WJW"], purpose="ANALYTICS").status_code == 403
+
+
+def test_the_rate_limit_answers_429_with_retry_after(service):
+    url, keys, _ = service
+    with httpx.Client(headers={"Authorization": f"Bearer {keys['WJW']}"}) as c:  # keep-alive
+        codes = [c.post(f"{url}/v1/prefill", json={
+            "case_id": f"R{i}", "purpose": "NEWBORN", "template": "NEWBORN",
+            "subjects": {"mother": LI}}) for i in range(80)]
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited and int(limited[0].headers["Retry-After"]) >= 1
+
+
+def test_every_answer_is_audited_and_the_subject_can_see_who_asked(service):
+    url, keys, home = service
+    ask(url, keys["WJW"], case_id="AUDITED-7")
+    assert "intact" in huiliu(home, "audit", "verify")
+    log = httpx.get(f"{url}/v1/access-log", params={"subject": LI},
+                    headers={"Authorization": f"Bearer {keys['SJJ']}"}).json()
+    entry = next(e for e in log["entries"] if e["case_id"] == "AUDITED-7")
+    assert entry["consumer"] == "WJW" and "mother.name" in entry["released"]
+
+
+def test_a_revoked_credential_stops_working_at_once(service):
+    url, _, home = service
+    key = huiliu(home, "consumers", "issue", "MZJ")
+    assert ask(url, key).status_code == 200
+    huiliu(home, "consumers", "revoke", "MZJ")
+    assert ask(url, key).status_code == 401
