@@ -1,6 +1,8 @@
 """The prefill service: HTTP for other government systems (Starlette, run by uvicorn).
 
 POST /v1/prefill       one case: template, purpose, case id, subjects by role -> envelopes
+POST /v1/verify        one yes/no check (alive, married to, hukou in, dishonest credit)
+POST /v1/batch         many checks or prefills in one call, answered as streamed NDJSON
 GET  /v1/access-log    who asked about a subject (for the data subject's own view)
 GET  /openapi.json     the OpenAPI description; GET /healthz
 
@@ -17,15 +19,18 @@ from pathlib import Path
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.audit import AuditLog
 from pipelines.lib.serving.credentials import Credentials
-from pipelines.lib.serving.prefill import RequestError, prefill, subject_key
+from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
 from pipelines.lib.serving.store import Store
 from pipelines.lib.serving.templates import templates
+from pipelines.lib.serving.verify import verify_one
+
+BATCH_CHUNK = 1000  # items answered, audited (one entry) and sent together
 
 OPENAPI = Path(__file__).resolve().parents[2] / "assets" / "api" / "openapi.json"
 
@@ -134,6 +139,84 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
                          withheld=answer.withheld, answer=payload)
         return Response(payload, media_type="application/json")
 
+    async def _json_body(request: Request, required: tuple[str, ...]) -> dict:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise RequestError(400, "invalid_json", "the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise RequestError(400, "invalid_json", "the body must be a JSON object")
+        missing = [k for k in required if k not in body]
+        if missing:
+            raise RequestError(400, "invalid_request", "missing fields", missing)
+        if not isinstance(body["case_id"], str) or not _CASE_ID.fullmatch(body["case_id"]):
+            raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or ._:-",
+                               ["case_id"])
+        return body
+
+    def _check(consumer: str, purpose: str, item: dict) -> tuple[dict, list[str]]:
+        if not isinstance(item, dict) or not isinstance(item.get("check"), str):
+            raise RequestError(400, "invalid_request", "each check names `check` and `subject`",
+                               ["check"])
+        answer = verify_one(svc.current_store(), svc.cat, consumer, purpose, item["check"],
+                            item.get("subject"), item.get("other"), item.get("division"))
+        subjects = [f"person:{subject_key('person', s)}" for s in (item.get("subject"),
+                                                                    item.get("other"))
+                    if isinstance(s, str) and subject_key("person", s)]
+        subjects += [f"enterprise:{subject_key('enterprise', item.get('subject'))}"] if (
+            isinstance(item.get("subject"), str)
+            and subject_key("enterprise", item["subject"])) else []
+        return answer, subjects
+
+    async def verify_endpoint(request: Request) -> Response:
+        try:
+            consumer = svc.consumer(request)
+            body = await _json_body(request, ("case_id", "purpose", "check", "subject"))
+            answer, subjects = _check(consumer, str(body["purpose"]), body)
+        except RequestError as e:
+            return error(e)
+        payload = orjson.dumps({"case_id": body["case_id"], **answer})
+        released = [answer["check"]] if answer["status"] != "withheld" else []
+        svc.audit.append(consumer=consumer, purpose=str(body["purpose"]),
+                         template=f"check:{answer['check']}", case_id=body["case_id"],
+                         subjects=subjects, released=released,
+                         withheld=[answer["check"]] if not released else [], answer=payload)
+        return Response(payload, media_type="application/json")
+
+    async def batch_endpoint(request: Request) -> Response:
+        """{"case_id", "purpose", "checks": [{check, subject, ...}, ...]}: one NDJSON line per
+        check, in order; each chunk is audited before it is sent."""
+        try:
+            consumer = svc.consumer(request)
+            body = await _json_body(request, ("case_id", "purpose", "checks"))
+            if not isinstance(body["checks"], list) or not body["checks"]:
+                raise RequestError(400, "invalid_request", "checks is a non-empty list",
+                                   ["checks"])
+        except RequestError as e:
+            return error(e)
+        purpose, items = str(body["purpose"]), body["checks"]
+
+        async def lines():
+            for start in range(0, len(items), BATCH_CHUNK):
+                out, subjects, released, withheld = [], [], [], []
+                for i, item in enumerate(items[start:start + BATCH_CHUNK], start=start):
+                    try:
+                        answer, subj = _check(consumer, purpose, item)
+                    except RequestError as e:
+                        out.append(orjson.dumps({"index": i, "status": e.status, **e.body()}))
+                        continue
+                    subjects += subj
+                    (withheld if answer["status"] == "withheld" else released).append(
+                        f"{i}:{answer['check']}")
+                    out.append(orjson.dumps({"index": i, **answer}))
+                chunk = b"\n".join(out) + b"\n"
+                svc.audit.append(consumer=consumer, purpose=purpose, template="batch",
+                                 case_id=body["case_id"], subjects=subjects, released=released,
+                                 withheld=withheld, answer=chunk)
+                yield chunk
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
     async def access_log(request: Request) -> Response:
         """A data subject's access log: who asked, when, for which case and purpose, what was
         released. For the consumers that run the subject's own portal (here: SJJ)."""
@@ -164,6 +247,8 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
 
     return Starlette(routes=[
         Route("/v1/prefill", prefill_endpoint, methods=["POST"]),
+        Route("/v1/verify", verify_endpoint, methods=["POST"]),
+        Route("/v1/batch", batch_endpoint, methods=["POST"]),
         Route("/v1/access-log", access_log, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

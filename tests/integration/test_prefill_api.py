@@ -46,7 +46,8 @@ def service(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
                              "--port", str(port)], env=ENV)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(300):
+        assert proc.poll() is None, "the service exited at start-up (see its stderr above)"
         try:
             if httpx.get(f"{url}/healthz").status_code == 200:
                 break
@@ -125,3 +126,40 @@ def test_a_revoked_credential_stops_working_at_once(service):
     assert ask(url, key).status_code == 200
     huiliu(home, "consumers", "revoke", "MZJ")
     assert ask(url, key).status_code == 401
+
+
+def test_verification_answers_yes_or_no_without_the_value(service):
+    url, keys, _ = service
+    h = {"Authorization": f"Bearer {keys['WJW']}"}
+
+    def check(**body):
+        r = httpx.post(f"{url}/v1/verify", headers=h, json={"case_id": "V1",
+                                                             "purpose": "NEWBORN"} | body)
+        assert r.status_code == 200, r.text
+        return r.json()
+    assert check(check="alive", subject=LI)["answer"] is True
+    assert check(check="married_to", subject=LI, other=WANG)["answer"] is True
+    assert check(check="married_to", subject=LI, other=STRANGER)["answer"] is False
+    yes = check(check="hukou_in", subject=LI, division="5001")
+    assert yes["answer"] is True and "value" not in yes and yes["source"]["provider"] == "PS"
+    assert check(check="hukou_in", subject=LI, division="4403")["answer"] is False
+    assert check(check="alive", subject=STRANGER)["status"] == "unknown_subject"
+    bad = httpx.post(f"{url}/v1/verify", headers=h, json={
+        "case_id": "V2", "purpose": "NEWBORN", "check": "hukou_in", "subject": LI,
+        "division": "x"})
+    assert bad.status_code == 400 and bad.json()["fields"] == ["division"]
+
+
+def test_a_batch_of_checks_streams_one_line_each_in_order(service):
+    url, keys, _ = service
+    items = [{"check": "alive", "subject": s} for s in (LI, WANG, "bad", STRANGER)] * 600
+    with httpx.stream("POST", f"{url}/v1/batch", json={
+            "case_id": "B1", "purpose": "NEWBORN", "checks": items},
+            headers={"Authorization": f"Bearer {keys['WJW']}"}) as r:
+        assert r.status_code == 200
+        lines = [line for line in r.iter_lines() if line]
+    import json
+    answers = [json.loads(x) for x in lines]
+    assert [a["index"] for a in answers] == list(range(len(items)))
+    assert answers[0]["answer"] is True and answers[2]["status"] == 400
+    assert answers[3]["status"] == "unknown_subject"
