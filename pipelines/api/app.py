@@ -4,6 +4,7 @@ POST /v1/prefill       one case: template, purpose, case id, subjects by role ->
 POST /v1/verify        one yes/no check (alive, married to, hukou in, dishonest credit)
 POST /v1/batch         many checks or prefills in one call, answered as streamed NDJSON
 GET  /v1/access-log    who asked about a subject (for the data subject's own view)
+GET  /v1/templates     the life-event templates (labels only); GET /preview: the officer's page
 GET  /openapi.json     the OpenAPI description; GET /healthz
 
 Every answer is written to the hash-chained audit log before it is sent. Credentials:
@@ -33,6 +34,7 @@ from pipelines.lib.serving.verify import verify_one
 BATCH_CHUNK = 1000  # items answered, audited (one entry) and sent together
 
 OPENAPI = Path(__file__).resolve().parents[2] / "assets" / "api" / "openapi.json"
+PREVIEW = Path(__file__).resolve().parents[2] / "assets" / "templates" / "preview.html"
 
 
 class _Json(Response):
@@ -239,6 +241,17 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
              for k in ("seq", "at", "consumer", "purpose", "template", "case_id", "released",
                        "withheld")} for e in entries]})
 
+    async def templates_endpoint(_: Request) -> Response:
+        """The life-event templates (roles and field labels: no data), for forms and the page."""
+        return _Json({code: {"name_zh": t.name_zh, "name_en": t.name_en, "roles": {
+            role: {"name_zh": r.name_zh, "name_en": r.name_en, "subject": r.subject,
+                   "fields": [{"code": f.code, "label_zh": f.label_zh, "label_en": f.label_en}
+                              for f in r.fields]} for role, r in t.roles.items()}}
+            for code, t in svc.templates.items()})
+
+    async def preview(_: Request) -> Response:
+        return Response(PREVIEW.read_bytes(), media_type="text/html; charset=utf-8")
+
     async def openapi(_: Request) -> Response:
         return Response(OPENAPI.read_bytes(), media_type="application/json")
 
@@ -250,6 +263,8 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
         Route("/v1/verify", verify_endpoint, methods=["POST"]),
         Route("/v1/batch", batch_endpoint, methods=["POST"]),
         Route("/v1/access-log", access_log, methods=["GET"]),
+        Route("/v1/templates", templates_endpoint, methods=["GET"]),
+        Route("/preview", preview, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
