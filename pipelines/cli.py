@@ -279,12 +279,63 @@ def demo(home, scale, days, seed, serve, port):
                    f"\n                  {env} huiliu objections show <id>"
                    f"\nmain job finished in {time.perf_counter() - t0:.1f}s; warehouse published "
                    f"at {s.published_current}\nopen it: duckdb -readonly {s.published_current}")
+        api_port = port + 5080  # 3000 -> 8080
+        click.echo("\n" + _prefill_example(s, api_port, serve))
         if not ok:
             raise click.ClickException("a backflow run failed; see the messages above")
         if serve:
-            serve_ui(s, port)
+            api = _start_prefill_service(home, api_port)
+            try:
+                serve_ui(s, port)
+            finally:
+                api.terminate()
+                api.wait(10)
     finally:
         sim.stop()
+
+
+DEMO_AUDIT_KEY = "demo-audit-key-not-for-production"
+
+
+def _prefill_example(s, api_port: int, serving: bool) -> str:
+    """A demo credential for the lead department of 新生儿出生 and a ready-to-run request about a
+    married couple of the demo world."""
+    import os
+
+    from pipelines.lib.serving.credentials import Credentials
+
+    os.environ.setdefault("HUILIU_AUDIT_KEY", DEMO_AUDIT_KEY)
+    key = Credentials(s.home / "serving" / "credentials.sqlite").issue("WJW")
+    with _read_con(s) as con:
+        pair = con.execute("""SELECT w.citizen_id, h.citizen_id FROM gold.field_values m
+            JOIN ident.person_links lw ON lw.mention_id = 'CA_MARRIAGE|wife|' || m.value
+            JOIN ident.person_links lh ON lh.mention_id = 'CA_MARRIAGE|husband|' || m.value
+            JOIN gold.person w ON w.entity_id = lw.entity_id
+            JOIN gold.person h ON h.entity_id = lh.entity_id
+            WHERE m.field = 'marriage_record' AND m.rank = 1 AND m.valid_to IS NULL
+              AND w.citizen_id IS NOT NULL AND h.citizen_id IS NOT NULL
+            ORDER BY m.value LIMIT 1""").fetchall()
+    mother, father = pair[0] if pair else ("<citizen ID>", "<citizen ID>")
+    url = f"http://127.0.0.1:{api_port}"
+    body = ('{"case_id": "DEMO-1", "purpose": "NEWBORN", "template": "NEWBORN", '
+            f'"subjects": {{"mother": "{mother}", "father": "{father}"}}}}')
+    start = ("" if serving else f"HUILIU_HOME={s.home} HUILIU_AUDIT_KEY={DEMO_AUDIT_KEY} "
+             f".venv/bin/huiliu serve --port {api_port} &\n")
+    return (f"Prefill service{' (serving now)' if serving else ''}: {url}  preview page: "
+            f"{url}/preview  OpenAPI: {url}/openapi.json\n"
+            f"demo credential of 卫生健康委 (WJW): {key}\n{start}"
+            f"curl -s {url}/v1/prefill -H 'Authorization: Bearer {key}' "
+            f"-H 'Content-Type: application/json' -d '{body}'")
+
+
+def _start_prefill_service(home: Path, api_port: int):
+    import os
+    import subprocess
+
+    env = {**os.environ, "HUILIU_HOME": str(home)}
+    env.setdefault("HUILIU_AUDIT_KEY", DEMO_AUDIT_KEY)
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
+                             "--port", str(api_port)], env=env)
 
 
 def _reconcile_summary(s, truth_dir: Path) -> str:

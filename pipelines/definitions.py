@@ -8,11 +8,12 @@ from pipelines.defs.backflow.schedules import CYCLE_JOBS, SCHEDULES, backflow_al
 from pipelines.defs.backflow.sensors import new_drops_sensor
 from pipelines.defs.governance.assets import objections_asset, scorecard_asset
 from pipelines.defs.identity.assets import reconciled
+from pipelines.defs.serving.assets import serving_store
 from pipelines.defs.resources import HubSettings
 
 defs = dg.Definitions(
     assets=[*BACKFLOW_ASSETS, objections_asset, scorecard_asset, reconciled,
-            published_warehouse],
+            published_warehouse, serving_store],
     jobs=[backflow_all, *CYCLE_JOBS.values()],
     schedules=SCHEDULES,
     sensors=[new_drops_sensor],

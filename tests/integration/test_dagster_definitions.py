@@ -17,7 +17,7 @@ def test_every_resource_is_an_asset_in_its_providers_group_and_pool():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     expected = {f"backflow/{r.key}" for r in catalog().resources.values()}
     assert keys == expected | {"warehouse/published", "governance/objections",
-                               "governance/scorecard", "identity/reconciled"}
+                               "governance/scorecard", "identity/reconciled", "serving/store"}
     for r in catalog().resources.values():
         node = graph.get(dg.AssetKey(["backflow", r.key]))
         assert node.group_name == f"backflow_{r.provider.lower()}"
