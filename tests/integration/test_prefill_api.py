@@ -42,6 +42,7 @@ def service(tmp_path_factory):
     w.con.close()
     build_store(home / "warehouse.duckdb", home / "serving")
     keys = {c: huiliu(home, "consumers", "issue", c) for c in ("WJW", "YBJ", "JYJ", "SJJ")}
+    keys["MZJ2"] = huiliu(home, "consumers", "issue", "GAJ")  # a department of NEWBORN
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
                              "--port", str(port)], env=ENV)
@@ -163,3 +164,38 @@ def test_a_batch_of_checks_streams_one_line_each_in_order(service):
     assert [a["index"] for a in answers] == list(range(len(items)))
     assert answers[0]["answer"] is True and answers[2]["status"] == 400
     assert answers[3]["status"] == "unknown_subject"
+
+
+def test_switching_to_a_new_snapshot_fails_no_request_in_flight(service):
+    import threading
+
+    url, keys, home = service
+    stop, results = threading.Event(), []
+
+    def client(n):
+        with httpx.Client(headers={"Authorization": f"Bearer {keys['MZJ2']}"}) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post(f"{url}/v1/prefill", json={
+                        "case_id": f"S{n}", "purpose": "NEWBORN", "template": "NEWBORN",
+                        "subjects": {"mother": LI, "father": WANG}})
+                except httpx.HTTPError as e:  # a dropped connection is a failed request too
+                    results.append(type(e).__name__)
+                    continue
+                if r.status_code == 429:  # the rate limit (20/s here): wait as told
+                    time.sleep(float(r.headers["Retry-After"]) / 10)
+                    continue
+                results.append(r.status_code)
+
+    before = httpx.get(f"{url}/healthz").json()["store"]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(4):  # four new snapshots while the clients keep asking (older files deleted)
+        build_store(home / "warehouse.duckdb", home / "serving")
+        time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(results) >= 20 and set(results) == {200}, sorted(set(results))
+    assert httpx.get(f"{url}/healthz").json()["store"] != before
