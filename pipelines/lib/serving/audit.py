@@ -52,13 +52,20 @@ class AuditLog:
         self.lock = threading.Lock()
         self.con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=FULL")  # written before the answer leaves
+        # Written (committed to the WAL) before the answer leaves; synced to disk at WAL
+        # checkpoints, not per entry: an fsync per request cost ~1.5 ms and capped the service
+        # near 600 requests/s. A process crash loses nothing; a power cut can lose the entries
+        # since the last checkpoint, and the head file then says so (`huiliu audit verify`).
+        self.con.execute("PRAGMA synchronous=NORMAL")
         self.con.execute("""CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at TEXT,
             consumer TEXT, purpose TEXT, template TEXT, case_id TEXT, subjects TEXT,
             released TEXT, withheld TEXT, answer_digest TEXT, prev_hash TEXT, hash TEXT)""")
         self.con.execute("CREATE INDEX IF NOT EXISTS audit_subjects ON audit (subjects)")
         last = self.con.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         self.seq, self.head = last if last else (0, GENESIS)
+        # the head beside the log, rewritten in place with one fixed-size write per entry
+        self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        self._write_head()
 
     def append(self, *, consumer: str, purpose: str, template: str, case_id: str,
                subjects: list[str], released: list[str], withheld: list[str],
@@ -77,8 +84,11 @@ class AuditLog:
             self.con.execute(f"INSERT INTO audit VALUES ({', '.join('?' * len(COLUMNS))})",
                              [entry[k] for k in COLUMNS])
             self.seq, self.head = entry["seq"], entry["hash"]
-            _write_head(self.path, self.seq, self.head)
+            self._write_head()
             return entry
+
+    def _write_head(self) -> None:
+        os.pwrite(self.head_fd, f"{self.seq:020d} {self.head}\n".encode(), 0)
 
     def about(self, subject_key: str) -> list[dict]:
         """Every entry naming this subject (the data subject's access log)."""
@@ -88,6 +98,7 @@ class AuditLog:
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
     def close(self) -> None:
+        os.close(self.head_fd)
         self.con.close()
 
 
@@ -101,12 +112,6 @@ def audit_secret() -> bytes:
 
 def _head_path(path: Path) -> Path:
     return path.with_suffix(".head")
-
-
-def _write_head(path: Path, seq: int, head: str) -> None:
-    tmp = _head_path(path).with_suffix(".head.tmp")
-    tmp.write_text(f"{seq} {head}\n")
-    os.replace(tmp, _head_path(path))
 
 
 def verify(path: Path) -> list[Problem]:

@@ -91,5 +91,13 @@ class Store:
                        "record_key": r[5], "as_of": r[6], "confidence": r[7],
                        "disputed": bool(r[8]), "in_conflict": bool(r[9])} for r in rows}
 
+    def value(self, entity_id: str, field: str) -> dict | None:
+        """One golden field (what a yes/no check needs)."""
+        r = self.con.execute("""SELECT value, provider, resource, as_of, disputed, in_conflict
+            FROM golden WHERE entity_id = ? AND field = ?""", [entity_id, field]).fetchone()
+        return None if r is None else {"value": r[0], "provider": r[1], "resource": r[2],
+                                       "as_of": r[3], "disputed": bool(r[4]),
+                                       "in_conflict": bool(r[5])}
+
     def close(self) -> None:
         self.con.close()

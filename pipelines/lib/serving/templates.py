@@ -114,8 +114,18 @@ def templates() -> dict[str, Template]:
     return load_templates()
 
 
+_RELEASE: dict[tuple, str | None] = {}  # the list does not change while a process runs
+
+
 def release(cat: Catalog, f: TemplateField, consumer: str, purpose: str) -> str | None:
     """None when the consumer may receive the field for the purpose, else the reason code."""
+    key = (id(cat), f.source, consumer, purpose)
+    if key not in _RELEASE:
+        _RELEASE[key] = _release(cat, f, consumer, purpose)
+    return _RELEASE[key]
+
+
+def _release(cat: Catalog, f: TemplateField, consumer: str, purpose: str) -> str | None:
     r = cat.resource(f.resource)
     sharing = r.sharing_of(r.field(f.field))
     if sharing.type == "N":

@@ -23,6 +23,19 @@ def checks() -> dict[str, dict]:
     return yaml.safe_load(CHECKS.read_text(encoding="utf-8"))
 
 
+_RELEASE: dict[tuple, str | None] = {}  # entitlement per catalogue, check, consumer, purpose
+
+
+def _release(cat: Catalog, check: str, consumer: str, purpose: str) -> str | None:
+    key = (id(cat), check, consumer, purpose)
+    if key not in _RELEASE:
+        spec = checks()[check]
+        _RELEASE[key] = release(cat, TemplateField(
+            code=check, label_zh=spec["question_zh"], label_en=spec["question_en"],
+            golden=spec["golden"], source=spec["source"]), consumer, purpose)
+    return _RELEASE[key]
+
+
 def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, check: str,
                subject: str, other: str | None = None, division: str | None = None) -> dict:
     spec = checks().get(check)
@@ -43,15 +56,13 @@ def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, check: s
         bad.append("division")
     if bad:
         raise RequestError(400, "invalid_request", "fix the listed fields", bad)
-    field = TemplateField(code=check, label_zh=spec["question_zh"], label_en=spec["question_en"],
-                          golden=spec["golden"], source=spec["source"])
-    reason = release(cat, field, consumer, purpose)
+    reason = _release(cat, check, consumer, purpose)
     if reason:
         return {"check": check, "status": "withheld", "reason": reason}
     found = store.entity(key)
     if found is None:
         return {"check": check, "status": "unknown_subject"}
-    v = store.values(found[1]).get(spec["golden"])
+    v = store.value(found[1], spec["golden"])
     if v is None or v["value"] in (None, ""):
         answer = False if check == "married_to" else None
     elif check == "alive":
