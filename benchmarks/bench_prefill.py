@@ -26,7 +26,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_reconcile import BACKFLOW, RECONCILE, child
+from benchmarks.bench_backflow import child
+from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
 from pipelines.demo import Simulator, free_port
 
 RESULTS = Path(__file__).parent / "results"

@@ -21,12 +21,11 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_backflow import child
 from pipelines.demo import Simulator
 
 RESULTS = Path(__file__).parent / "results"
@@ -97,13 +96,6 @@ t = time.perf_counter(); out = evaluate_model(con)
 out["seconds"] = time.perf_counter() - t
 print(json.dumps(out))
 """
-
-
-def child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -61,12 +61,15 @@ def consumers_group() -> None:
     """Credentials of the consumer departments (stored hashed; shown once when issued)."""
 
 
-def _credentials(home):
+def _credentials(home, consumer: str | None = None):
+    """The credential store; with `consumer`, first check it is a department of the list."""
     from pipelines.lib.catalog import catalog
     from pipelines.lib.serving.credentials import Credentials
 
-    return Credentials(_serving_dir(home) / "credentials.sqlite"), {
-        c.code for c in catalog().consumers}
+    known = {c.code for c in catalog().consumers}
+    if consumer is not None and consumer not in known:
+        raise click.ClickException(f"unknown consumer {consumer!r}; known: {sorted(known)}")
+    return Credentials(_serving_dir(home) / "credentials.sqlite")
 
 
 @consumers_group.command("issue")
@@ -74,10 +77,7 @@ def _credentials(home):
 @click.argument("consumer")
 def issue_cmd(home, consumer):
     """Issue a new credential for CONSUMER (a department of catalogs/consumers.yaml)."""
-    creds, known = _credentials(home)
-    if consumer not in known:
-        raise click.ClickException(f"unknown consumer {consumer!r}; known: {sorted(known)}")
-    click.echo(creds.issue(consumer))
+    click.echo(_credentials(home, consumer).issue(consumer))
 
 
 @consumers_group.command("rotate")
@@ -85,10 +85,7 @@ def issue_cmd(home, consumer):
 @click.argument("consumer")
 def rotate_cmd(home, consumer):
     """Issue a new credential and revoke the consumer's others."""
-    creds, known = _credentials(home)
-    if consumer not in known:
-        raise click.ClickException(f"unknown consumer {consumer!r}; known: {sorted(known)}")
-    click.echo(creds.rotate(consumer))
+    click.echo(_credentials(home, consumer).rotate(consumer))
 
 
 @consumers_group.command("revoke")
@@ -96,8 +93,7 @@ def rotate_cmd(home, consumer):
 @click.argument("consumer")
 @click.option("--key-id", help="Only this key (default: all of the consumer's keys).")
 def revoke_cmd(home, consumer, key_id):
-    creds, _ = _credentials(home)
-    click.echo(f"revoked {creds.revoke(consumer, key_id)} key(s)")
+    click.echo(f"revoked {_credentials(home).revoke(consumer, key_id)} key(s)")
 
 
 @consumers_group.command("list")
@@ -105,8 +101,8 @@ def revoke_cmd(home, consumer, key_id):
 def list_cmd(home):
     from pipelines.lib.tables import render
 
-    creds, _ = _credentials(home)
-    click.echo(render(["consumer", "key_id", "issued_at", "revoked_at"], creds.list()))
+    click.echo(render(["consumer", "key_id", "issued_at", "revoked_at"],
+                      _credentials(home).list()))
 
 
 @click.group("audit")

@@ -110,18 +110,27 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
             headers["Retry-After"] = str(max(1, round(e.retry_after + 0.5)))
         return _Json(e.body(), status_code=e.status, headers=headers)
 
+    async def _json_body(request: Request, required: tuple[str, ...]) -> dict:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise RequestError(400, "invalid_json", "the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise RequestError(400, "invalid_json", "the body must be a JSON object")
+        missing = [k for k in required if k not in body]
+        if missing:
+            raise RequestError(400, "invalid_request", "missing fields", missing)
+        return body
+
+    def _require_case_id(body: dict) -> None:
+        if not isinstance(body["case_id"], str) or not _CASE_ID.fullmatch(body["case_id"]):
+            raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or ._:-",
+                               ["case_id"])
+
     async def prefill_endpoint(request: Request) -> Response:
         try:
             consumer = svc.consumer(request)
-            try:
-                body = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                raise RequestError(400, "invalid_json", "the body must be a JSON object") from None
-            if not isinstance(body, dict):
-                raise RequestError(400, "invalid_json", "the body must be a JSON object")
-            missing = [k for k in ("case_id", "purpose", "template", "subjects") if k not in body]
-            if missing:
-                raise RequestError(400, "invalid_request", "missing fields", missing)
+            body = await _json_body(request, ("case_id", "purpose", "template", "subjects"))
             template = svc.templates.get(body["template"]) if isinstance(
                 body["template"], str) else None
             if template is None:
@@ -141,21 +150,6 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
                          withheld=answer.withheld, answer=payload)
         return Response(payload, media_type="application/json")
 
-    async def _json_body(request: Request, required: tuple[str, ...]) -> dict:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise RequestError(400, "invalid_json", "the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise RequestError(400, "invalid_json", "the body must be a JSON object")
-        missing = [k for k in required if k not in body]
-        if missing:
-            raise RequestError(400, "invalid_request", "missing fields", missing)
-        if not isinstance(body["case_id"], str) or not _CASE_ID.fullmatch(body["case_id"]):
-            raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or ._:-",
-                               ["case_id"])
-        return body
-
     def _check(consumer: str, purpose: str, item: dict) -> tuple[dict, list[str]]:
         if not isinstance(item, dict) or not isinstance(item.get("check"), str):
             raise RequestError(400, "invalid_request", "each check names `check` and `subject`",
@@ -174,6 +168,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
         try:
             consumer = svc.consumer(request)
             body = await _json_body(request, ("case_id", "purpose", "check", "subject"))
+            _require_case_id(body)
             answer, subjects = _check(consumer, str(body["purpose"]), body)
         except RequestError as e:
             return error(e)
@@ -191,6 +186,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
         try:
             consumer = svc.consumer(request)
             body = await _json_body(request, ("case_id", "purpose", "checks"))
+            _require_case_id(body)
             if not isinstance(body["checks"], list) or not body["checks"]:
                 raise RequestError(400, "invalid_request", "checks is a non-empty list",
                                    ["checks"])

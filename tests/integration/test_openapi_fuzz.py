@@ -2,25 +2,22 @@
 the running service over real HTTP: no request may produce a server error (5xx)."""
 
 import os
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from pipelines.demo import free_port
 
+from .serving_helpers import running_service
 from .test_prefill_api import huiliu
 
 pytestmark = pytest.mark.integration
 ENV = {**os.environ, "HUILIU_AUDIT_KEY": "fuzz-key", "HUILIU_API_RATE": "100000"}
 
 
-def _start(tmp_path_factory):
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
     """A service on an empty store (every subject unknown) with one WJW credential."""
     from pipelines.lib.serving.store import build_store
     from tests.integration.reconcile_world import World
@@ -31,26 +28,8 @@ def _start(tmp_path_factory):
     w.con.close()
     build_store(home / "warehouse.duckdb", home / "serving")
     key = huiliu(home, "consumers", "issue", "WJW")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
-                             "--port", str(port)], env=ENV)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        assert proc.poll() is None, "the service exited at start-up"
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return proc, url, key
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the service did not start")
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    proc, url, key = _start(tmp_path_factory)
-    yield url, key
-    proc.terminate()
-    proc.wait(10)
+    with running_service(home, ENV) as url:
+        yield url, key
 
 
 def test_no_generated_request_makes_a_server_error(running):

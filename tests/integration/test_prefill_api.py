@@ -11,10 +11,10 @@ import time
 import httpx
 import pytest
 
-from pipelines.demo import free_port
 from pipelines.lib.serving.store import build_store
 
 from .reconcile_world import World, pid
+from .serving_helpers import running_service
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +44,8 @@ def service(tmp_path_factory):
     keys = {c: huiliu(home, "consumers", "issue", c)
             for c in ("WJW", "YBJ", "JYJ", "SJJ", "RSJ", "FY")}
     keys["MZJ2"] = huiliu(home, "consumers", "issue", "GAJ")  # a department of NEWBORN
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
-                             "--port", str(port)], env=ENV)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        assert proc.poll() is None, "the service exited at start-up (see its stderr above)"
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield url, keys, home
-    proc.terminate()
-    proc.wait(10)
+    with running_service(home, ENV) as url:
+        yield url, keys, home
 
 
 def ask(url, key, **body):

@@ -3,15 +3,12 @@ service answers a 新生儿出生 case with what the simulator knows to be true,
 
 import datetime as dt
 import os
-import subprocess
-import sys
-import time
 
 import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.demo import Simulator, free_port
+from pipelines.demo import Simulator
 from pipelines.lib import backflow
 from pipelines.lib.catalog import catalog
 from pipelines.lib.identity.documents import document_key
@@ -21,6 +18,8 @@ from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.store import build_store
 from pipelines.lib.settings import Settings
 from pipelines.lib.warehouse import ensure_schema, writer
+
+from .serving_helpers import running_service
 
 pytestmark = pytest.mark.integration
 CAT = catalog()
@@ -42,20 +41,8 @@ def world(tmp_path_factory):
     build_store(s.published_current.resolve(), s.home / "serving")
     key = Credentials(s.home / "serving" / "credentials.sqlite").issue("WJW")
     env = {**os.environ, "HUILIU_AUDIT_KEY": "e2e-key", "HUILIU_HOME": str(s.home)}
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)],
-                            env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        assert proc.poll() is None, "the service exited at start-up"
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield url, key, truth
-    proc.terminate()
-    proc.wait(10)
+    with running_service(s.home, env) as url:
+        yield url, key, truth
 
 
 def test_prefill_returns_the_simulators_truth_for_married_couples(world):

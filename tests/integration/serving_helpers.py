@@ -1,0 +1,35 @@
+"""The prefill service as a real process on loopback, for the tests that talk to it."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pipelines.demo import free_port
+
+
+@contextlib.contextmanager
+def running_service(home: Path, env: dict):
+    """`huiliu serve --home HOME` on a free port; yields its URL once /healthz answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
+                             "--port", str(port := free_port())], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            assert proc.poll() is None, "the service exited at start-up (see its stderr above)"
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the service did not answer /healthz within 30 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
