@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install lock clean bench
+.PHONY: demo test install lock clean bench bench-prefill system-packages
+
+# Debian packages the suite and benchmarks use: chromium (the preview page's browser test) and wrk
+# (the prefill benchmark's load). Installed when missing; needs root (CI and the dev machines are).
+DEBIAN_PACKAGES := chromium wrk
+APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,14 +21,26 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(APT) install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+	  { $(APT) update && $(APT) install -y --no-install-recommends $$missing; } || \
+	  { echo "could not install $$missing: run 'apt-get install $$missing' as root"; exit 1; }; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/huiliu demo
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_backflow --scale 1000000
+
+bench-prefill: $(STAMP) system-packages
+	$(BIN)/python -m benchmarks.bench_prefill --scale 1000000
 
 # Regenerate the lock after changing pyproject.toml dependencies (exact versions of everything).
 lock:

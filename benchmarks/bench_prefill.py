@@ -3,7 +3,7 @@
     python -m benchmarks.bench_prefill --scale 1000000
 
 Builds the world (simulator, backflow, reconcile, publish, serving store), stops the simulator,
-then — load from a second process on loopback (benchmarks/loadgen.py, 32 keep-alive connections):
+then — load from a second process on loopback (wrk, 1 thread, 32 keep-alive connections):
   ceiling   a bare Starlette endpoint returning a constant (same uvicorn settings)
   prefill   POST /v1/prefill, NEWBORN for two random persons, audit included
 and a batch verification of 1,000,000 subjects (POST /v1/batch, streamed), with the service's peak
@@ -31,6 +31,7 @@ from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
 from pipelines.demo import Simulator, free_port
 
 RESULTS = Path(__file__).parent / "results"
+WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
 
 STORE = r"""
 import json, sys, time
@@ -65,12 +66,15 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def load(url: str, bodies: Path, key: str | None, seconds: float) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.loadgen", url, "--connections", "32",
-           "--seconds", str(seconds), "--bodies", str(bodies)]
+    """wrk (Debian's package; `make system-packages`) from its own process: one thread, 32
+    keep-alive connections, the bodies round-robin (benchmarks/wrk_bodies.lua)."""
+    env = {**os.environ, "BODIES": str(bodies)}
     if key:
-        cmd += ["--header", f"Authorization: Bearer {key}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+        env["AUTH"] = f"Bearer {key}"
+    cmd = ["wrk", "-t1", "-c32", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(WRK_SCRIPT),
+           url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
 
 
 def main() -> None:
@@ -78,17 +82,27 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--batch", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, help="a folder to build the world in and keep; when it "
+                    "already holds a built world (from an earlier run), that world is reused")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="huiliu-bench-prefill-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="huiliu-bench-prefill-"))
     home = work / "hub"
     out: dict = {"scale": args.scale, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                                  f"Python {platform.python_version()}"}
-    with Simulator(work / "sim", scale=args.scale) as sim:
-        out["backflow"] = child(BACKFLOW, sim.url, str(home), str(work / "sim" / "drops"))
-        today = sim.status()["date"]
-    wh = str(home / "warehouse" / "huiliu.duckdb")
-    out["reconcile_s"] = child(RECONCILE, wh, today, str(work / "reports"))["wall_seconds"]
-    out["store"] = child(STORE, str(home))
+    built = work / "built.json"
+    if built.exists():
+        out |= json.loads(built.read_text())
+        out["reused_world"] = str(work)
+        for old in (home / "serving").glob("audit.*"):  # each run starts a fresh audit log
+            old.unlink()
+    else:
+        with Simulator(work / "sim", scale=args.scale) as sim:
+            out["backflow"] = child(BACKFLOW, sim.url, str(home), str(work / "sim" / "drops"))
+            today = sim.status()["date"]
+        wh = str(home / "warehouse" / "huiliu.duckdb")
+        out["reconcile_s"] = child(RECONCILE, wh, today, str(work / "reports"))["wall_seconds"]
+        out["store"] = child(STORE, str(home))
+        built.write_text(json.dumps({k: out[k] for k in ("backflow", "reconcile_s", "store")}))
     con = sqlite3.connect(home / "serving" / "current.sqlite")
     ids = [k for (k,) in con.execute("SELECT key FROM subjects WHERE kind = 'person'")]
     con.close()
@@ -147,9 +161,9 @@ def main() -> None:
     print(f"scale {args.scale:,}; {out['machine']}; store build {out['store']['seconds']:.1f} s, "
           f"{out['store']['bytes'] / 2**20:.0f} MiB")
     print(f"ceiling (bare Starlette): {c['rps']:,.0f} req/s, p50 {c['p50_ms']:.1f} ms, "
-          f"p99 {c['p99_ms']:.1f} ms, codes {c['codes']}")
+          f"p99 {c['p99_ms']:.1f} ms, non-2xx {c['non_2xx']}, socket errors {c['socket_errors']}")
     print(f"prefill (audited): {p['rps']:,.0f} req/s = {out['ratio']:.2f}x ceiling, p50 "
-          f"{p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, codes {p['codes']}")
+          f"{p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, non-2xx {p['non_2xx']}, socket errors {p['socket_errors']}")
     print(f"batch verification: {b['subjects']:,} subjects, {b['lines']:,} answers in "
           f"{b['seconds']:.1f} s (HTTP {b['status']}); service peak RSS "
           f"{out['service_peak_rss_mb']:.0f} MiB")

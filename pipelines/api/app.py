@@ -13,6 +13,7 @@ Every answer is written to the hash-chained audit log before it is sent. Credent
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
 from pipelines.lib.serving.store import Store
 from pipelines.lib.serving.templates import templates
-from pipelines.lib.serving.verify import verify_one
+from pipelines.lib.serving.verify import verify_many, verify_one
 
 BATCH_CHUNK = 1000  # items answered, audited (one entry) and sent together
 
@@ -61,6 +62,32 @@ class RateLimiter:
         return (1 - tokens) / self.rate
 
 
+class GroupCommit:
+    """The audit log's group commit: requests handled in the same turn of the event loop are
+    written in one transaction, and each answer is sent only once its entry is committed."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log, self.pending = log, []
+
+    async def append(self, **item) -> dict:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if len(self.pending) == 1:  # the first of this turn schedules the write after the rest
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        pending, self.pending = self.pending, []
+        try:
+            entries = self.log.append_many([item for item, _ in pending])
+        except Exception as e:  # noqa: BLE001 - every waiting request fails with it, none is sent
+            for _, future in pending:
+                future.set_exception(e)
+            return
+        for (_, future), entry in zip(pending, entries, strict=True):
+            future.set_result(entry)
+
+
 class Service:
     def __init__(self, serving_dir: Path, rate: float) -> None:
         self.dir = serving_dir
@@ -68,6 +95,7 @@ class Service:
         self.templates = templates()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
         self.audit = AuditLog(serving_dir / "audit.sqlite")
+        self.audited = GroupCommit(self.audit)
         self.limiter = RateLimiter(rate)
         self.store_target: str | None = None
         self.store: Store | None = None
@@ -144,40 +172,28 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
         except RequestError as e:
             return error(e)
         payload = orjson.dumps(answer.body)
-        svc.audit.append(consumer=consumer, purpose=answer.body["purpose"],
+        await svc.audited.append(consumer=consumer, purpose=answer.body["purpose"],
                          template=answer.body["template"], case_id=answer.body["case_id"],
                          subjects=answer.subjects, released=answer.released,
                          withheld=answer.withheld, answer=payload)
         return Response(payload, media_type="application/json")
-
-    def _check(consumer: str, purpose: str, item: dict) -> tuple[dict, list[str]]:
-        if not isinstance(item, dict) or not isinstance(item.get("check"), str):
-            raise RequestError(400, "invalid_request", "each check names `check` and `subject`",
-                               ["check"])
-        answer = verify_one(svc.current_store(), svc.cat, consumer, purpose, item["check"],
-                            item.get("subject"), item.get("other"), item.get("division"))
-        subjects = [f"person:{subject_key('person', s)}" for s in (item.get("subject"),
-                                                                    item.get("other"))
-                    if isinstance(s, str) and subject_key("person", s)]
-        subjects += [f"enterprise:{subject_key('enterprise', item.get('subject'))}"] if (
-            isinstance(item.get("subject"), str)
-            and subject_key("enterprise", item["subject"])) else []
-        return answer, subjects
 
     async def verify_endpoint(request: Request) -> Response:
         try:
             consumer = svc.consumer(request)
             body = await _json_body(request, ("case_id", "purpose", "check", "subject"))
             _require_case_id(body)
-            answer, subjects = _check(consumer, str(body["purpose"]), body)
+            answer, check = verify_one(svc.current_store(), svc.cat, consumer,
+                                       str(body["purpose"]), body)
         except RequestError as e:
             return error(e)
         payload = orjson.dumps({"case_id": body["case_id"], **answer})
         released = [answer["check"]] if answer["status"] != "withheld" else []
-        svc.audit.append(consumer=consumer, purpose=str(body["purpose"]),
-                         template=f"check:{answer['check']}", case_id=body["case_id"],
-                         subjects=subjects, released=released,
-                         withheld=[answer["check"]] if not released else [], answer=payload)
+        await svc.audited.append(consumer=consumer, purpose=str(body["purpose"]),
+                                 template=f"check:{answer['check']}", case_id=body["case_id"],
+                                 subjects=check.subjects, released=released,
+                                 withheld=[answer["check"]] if not released else [],
+                                 answer=payload)
         return Response(payload, media_type="application/json")
 
     async def batch_endpoint(request: Request) -> Response:
@@ -197,20 +213,21 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
         async def lines():
             for start in range(0, len(items), BATCH_CHUNK):
                 out, subjects, released, withheld = [], [], [], []
-                for i, item in enumerate(items[start:start + BATCH_CHUNK], start=start):
-                    try:
-                        answer, subj = _check(consumer, purpose, item)
-                    except RequestError as e:
-                        out.append(orjson.dumps({"index": i, "status": e.status, **e.body()}))
+                answers = verify_many(svc.current_store(), svc.cat, consumer, purpose,
+                                      items[start:start + BATCH_CHUNK])
+                for i, result in enumerate(answers, start=start):
+                    if isinstance(result, RequestError):
+                        out.append({"index": i, "status": result.status, **result.body()})
                         continue
-                    subjects += subj
+                    answer, check = result
+                    subjects += check.subjects
                     (withheld if answer["status"] == "withheld" else released).append(
                         f"{i}:{answer['check']}")
-                    out.append(orjson.dumps({"index": i, **answer}))
-                chunk = b"\n".join(out) + b"\n"
-                svc.audit.append(consumer=consumer, purpose=purpose, template="batch",
-                                 case_id=body["case_id"], subjects=subjects, released=released,
-                                 withheld=withheld, answer=chunk)
+                    out.append({"index": i, **answer})
+                chunk = b"\n".join(map(orjson.dumps, out)) + b"\n"
+                await svc.audited.append(consumer=consumer, purpose=purpose, template="batch",
+                                         case_id=body["case_id"], subjects=subjects,
+                                         released=released, withheld=withheld, answer=chunk)
                 yield chunk
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -9,12 +9,14 @@ without guessing anything else.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass
 
 # --- GB 11643-1999 citizen identity number -------------------------------------------------------
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_ID_ZERO = ord("0") * sum(_ID_WEIGHTS)
 _FULLWIDTH = str.maketrans("０１２３４５６７８９ＸｘＡＢＣＤＥＦＧＨＪＫＬＭＮＰＱＲＴＵＷＹ",
                            "0123456789XxABCDEFGHJKLMNPQRTUWY")
 
@@ -28,14 +30,17 @@ def gb11643_check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character for the first 17 digits."""
     if len(first17) != 17 or not _digits(first17):
         raise ValueError(f"need 17 digits, got {first17!r}")
-    s = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[s % 11]
+    # Σ digit·weight as Σ byte·weight − 48·Σweight: no int() per digit (the prefill service
+    # checks every ID it is asked about)
+    return _ID_CHECK[(sum(map(operator.mul, first17.encode(), _ID_WEIGHTS)) - _ID_ZERO) % 11]
 
 
 def normalize_citizen_id(raw: str | None) -> str | None:
     """Remove spaces, fold full-width characters and upper-case the check letter. Nothing more."""
     if raw is None:
         return None
+    if raw.isascii() and raw.isalnum():  # no spaces or full-width characters: the usual case
+        return raw.upper()
     return "".join(raw.translate(_FULLWIDTH).split()).upper()
 
 
@@ -63,8 +68,11 @@ def is_valid_citizen_id(value: str | None) -> bool:
 
 
 def _birth_date(yyyymmdd: str) -> dt.date | None:
+    # date() on the parts, not strptime: a tenth of the cost, and the service checks every ID
+    if len(yyyymmdd) != 8 or not _digits(yyyymmdd):
+        return None
     try:
-        return dt.datetime.strptime(yyyymmdd, "%Y%m%d").date()
+        return dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
     except ValueError:
         return None
 

@@ -66,8 +66,33 @@ def test_reordered_entries_are_found(log):
 
 
 def test_a_cut_off_last_entry_is_found(log):
-    tamper(log, "DELETE FROM audit WHERE seq = 5")
+    tamper(log, "DELETE FROM audit WHERE seq = 5", "DELETE FROM access_index WHERE seq = 5")
     assert kinds(log) == [(5, "truncated")]
+
+
+def test_an_entry_hidden_from_the_access_log_is_found(log):
+    """Removing an entry from the subject index would hide it from the person's access log."""
+    tamper(log, "DELETE FROM access_index WHERE seq = 4")
+    assert kinds(log) == [(4, "index")]
+
+
+def test_entries_written_by_two_service_workers_form_one_chain(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    first, second = AuditLog(path, SECRET), AuditLog(path, SECRET)
+    for i in range(6):
+        (first if i % 2 else second).append(
+            consumer="WJW", purpose="NEWBORN", template="NEWBORN", case_id=f"C{i}",
+            subjects=[f"1:50010319800102011{i}"], released=[], withheld=[], answer=b"a")
+    first.append_many([{"consumer": "FY", "purpose": "NEWBORN", "template": "batch",
+                        "case_id": f"G{i}", "subjects": [], "released": [], "withheld": [],
+                        "answer": b"b"} for i in range(3)])
+    first.close()
+    second.close()
+    assert verify(path) == []
+    con = sqlite3.connect(path)
+    assert [r[0] for r in con.execute("SELECT case_id FROM audit ORDER BY seq")] == [
+        "C0", "C1", "C2", "C3", "C4", "C5", "G0", "G1", "G2"]
+    con.close()
 
 
 def test_the_access_log_finds_every_entry_about_a_person_without_storing_the_id(log):

@@ -76,37 +76,39 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
                            f"lead nor a co-operating department of {template.code}")
     entities = {}
     for role, k in keys.items():
-        found = store.entity(k)
+        found = store.entity(template.roles[role].subject, k)
         if found is None:
             raise RequestError(404, "unknown_subject", f"no {template.roles[role].subject} "
                                f"with that key is known to this node", [f"subjects.{role}"])
-        entities[role] = found[1]
+        entities[role] = found
     roles, released, withheld = {}, [], []
-    for role, spec in template.roles.items():
-        if role not in entities:
+    for role, fields_plan in _plan(cat, template, consumer, purpose):
+        entity = entities.get(role)
+        if entity is None:
             roles[role] = {"status": "not_applicable"}
             continue
-        values = store.values(entities[role])
         fields = {}
-        for f in spec.fields:
-            name = f"{role}.{f.code}"
-            reason = release(cat, f, consumer, purpose)
+        for code, name, golden, reason in fields_plan:
             if reason:
-                fields[f.code] = {"status": "withheld", "reason": reason}
+                fields[code] = {"status": "withheld", "reason": reason}
                 withheld.append(name)
-                continue
-            v = values.get(f.golden)
-            if v is None or v["value"] in (None, ""):
-                fields[f.code] = {"status": "unavailable"}
             else:
-                fields[f.code] = {
-                    "status": "available", "value": v["value"],
-                    "source": {"provider": v["provider"], "resource": v["resource"],
-                               "batch": v["batch_id"], "record_key": v["record_key"]},
-                    "as_of": v["as_of"], "match_confidence": v["confidence"],
-                    "disputed": v["disputed"], "conflict": v["in_conflict"]}
-            released.append(name)
-        roles[role] = {"status": "found", "entity_id": entities[role], "fields": fields}
+                fields[code] = entity.envelope(golden)
+                released.append(name)
+        roles[role] = {"status": "found", "entity_id": entity.entity_id, "fields": fields}
     body = {"case_id": case_id, "template": template.code, "purpose": purpose, "roles": roles}
     return Answer(body, released, withheld, [f"{template.roles[r].subject}:{k}"
                                              for r, k in keys.items()])
+
+
+_PLANS: dict[tuple, list] = {}  # the list and the templates do not change while a process runs
+
+
+def _plan(cat: Catalog, template: Template, consumer: str, purpose: str) -> list:
+    """Per role: (field code, role.code, golden field, withheld reason or None), in form order."""
+    key = (id(cat), id(template), consumer, purpose)
+    if key not in _PLANS:
+        _PLANS[key] = [(role, [(f.code, f"{role}.{f.code}", f.golden,
+                                release(cat, f, consumer, purpose)) for f in spec.fields])
+                       for role, spec in template.roles.items()]
+    return _PLANS[key]

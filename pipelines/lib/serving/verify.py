@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.serving.prefill import RequestError, subject_key
-from pipelines.lib.serving.store import Store
+from pipelines.lib.serving.store import Entity, Store
 from pipelines.lib.serving.templates import TemplateField, release
 
 CHECKS = Path(__file__).resolve().parents[3] / "catalogs" / "checks.yaml"
@@ -36,13 +37,36 @@ def _release(cat: Catalog, check: str, consumer: str, purpose: str) -> str | Non
     return _RELEASE[key]
 
 
-def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, check: str,
-               subject: str, other: str | None = None, division: str | None = None) -> dict:
-    spec = checks().get(check)
+@dataclass(frozen=True)
+class Check:
+    """One well-formed check: which, about whom (store keys) and its parameter."""
+
+    name: str
+    spec: dict
+    key: str
+    other_key: str | None
+    division: str | None
+
+    @property
+    def subjects(self) -> list[str]:
+        """The subjects it names, as the audit log records them ("kind:key")."""
+        out = [f"{self.spec['subject']}:{self.key}"]
+        if self.other_key:
+            out.append(f"{self.spec['other']}:{self.other_key}")
+        return out
+
+
+def parse_check(item) -> Check:
+    """A check as the caller sent it ({check, subject, other?, division?}), or a 400."""
+    if not isinstance(item, dict) or not isinstance(item.get("check"), str):
+        raise RequestError(400, "invalid_request", "each check names `check` and `subject`",
+                           ["check"])
+    spec = checks().get(item["check"])
     if spec is None:
         raise RequestError(400, "invalid_request", "unknown check; known: "
                            + ", ".join(sorted(checks())), ["check"])
     bad = []
+    subject, other, division = item.get("subject"), item.get("other"), item.get("division")
     key = subject_key(spec["subject"], subject if isinstance(subject, str) else "")
     if key is None:
         bad.append("subject")
@@ -52,31 +76,68 @@ def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, check: s
         if other_key is None:
             bad.append("other")
     if spec.get("param") == "division" and not (
-            isinstance(division, str) and re.fullmatch(r"\d{2}(\d{2}){0,2}", division)):
+            isinstance(division, str) and _DIVISION.fullmatch(division)):
         bad.append("division")
     if bad:
         raise RequestError(400, "invalid_request", "fix the listed fields", bad)
-    reason = _release(cat, check, consumer, purpose)
+    return Check(item["check"], spec, key, other_key, division)
+
+
+_DIVISION = re.compile(r"\d{2}(\d{2}){0,2}")
+
+
+def answer(check: Check, cat: Catalog, consumer: str, purpose: str, entity: Entity | None,
+           other: Entity | None) -> dict:
+    """The answer to a parsed check, given the subjects' entities as the store holds them."""
+    reason = _release(cat, check.name, consumer, purpose)
     if reason:
-        return {"check": check, "status": "withheld", "reason": reason}
-    found = store.entity(key)
-    if found is None:
-        return {"check": check, "status": "unknown_subject"}
-    v = store.value(found[1], spec["golden"])
+        return {"check": check.name, "status": "withheld", "reason": reason}
+    if entity is None:
+        return {"check": check.name, "status": "unknown_subject"}
+    v = entity.field(check.spec["golden"])
     if v is None or v["value"] in (None, ""):
-        answer = False if check == "married_to" else None
-    elif check == "alive":
-        answer = v["value"] == "alive"
-    elif check == "married_to":
-        other_entity = store.entity(other_key)
-        answer = other_entity is not None and v["value"] == other_entity[1]
-    elif check == "hukou_in":
-        answer = v["value"].startswith(division)
+        result = False if check.name == "married_to" else None
+    elif check.name == "alive":
+        result = v["value"] == "alive"
+    elif check.name == "married_to":
+        result = other is not None and v["value"] == other.entity_id
+    elif check.name == "hukou_in":
+        result = v["value"].startswith(check.division)
     else:
-        answer = v["value"] in spec["dishonest_levels"]
-    out = {"check": check, "status": "answered" if answer is not None else "unavailable",
-           "answer": answer}
+        result = v["value"] in check.spec["dishonest_levels"]
+    out = {"check": check.name, "status": "answered" if result is not None else "unavailable",
+           "answer": result}
     if v is not None:
         out |= {"source": {"provider": v["provider"], "resource": v["resource"]},
                 "as_of": v["as_of"], "disputed": v["disputed"], "conflict": v["in_conflict"]}
     return out
+
+
+def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, item) -> tuple[dict, Check]:
+    """One check (POST /v1/verify); a malformed one raises RequestError."""
+    check = parse_check(item)
+    entity = store.entity(check.spec["subject"], check.key)
+    other = store.entity(check.spec["other"], check.other_key) if check.other_key else None
+    return answer(check, cat, consumer, purpose, entity, other), check
+
+
+def verify_many(store: Store, cat: Catalog, consumer: str, purpose: str,
+                items: list) -> list[tuple[dict, Check] | RequestError]:
+    """Many checks (a batch chunk) with one store query per kind of subject, in order."""
+    parsed: list[Check | RequestError] = []
+    for item in items:
+        try:
+            parsed.append(parse_check(item))
+        except RequestError as e:
+            parsed.append(e)
+    wanted: dict[str, set[str]] = {}
+    for c in parsed:
+        if isinstance(c, Check):
+            wanted.setdefault(c.spec["subject"], set()).add(c.key)
+            if c.other_key:
+                wanted.setdefault(c.spec["other"], set()).add(c.other_key)
+    found = {kind: store.entities(kind, sorted(keys)) for kind, keys in wanted.items()}
+    return [c if isinstance(c, RequestError) else
+            (answer(c, cat, consumer, purpose, found[c.spec["subject"]].get(c.key),
+                    found[c.spec["other"]].get(c.other_key) if c.other_key else None), c)
+            for c in parsed]
