@@ -13,7 +13,7 @@ Every answer is written to the hash-chained audit log before it is sent. Credent
 
 from __future__ import annotations
 
-import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.audit import AuditLog
+from pipelines.lib.serving.audit_writer import GroupCommit
 from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
 from pipelines.lib.serving.store import Store
@@ -60,32 +61,6 @@ class RateLimiter:
             return 0.0
         self.buckets[consumer] = (tokens, now)
         return (1 - tokens) / self.rate
-
-
-class GroupCommit:
-    """The audit log's group commit: requests handled in the same turn of the event loop are
-    written in one transaction, and each answer is sent only once its entry is committed."""
-
-    def __init__(self, log: AuditLog) -> None:
-        self.log, self.pending = log, []
-
-    async def append(self, **item) -> dict:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((item, future))
-        if len(self.pending) == 1:  # the first of this turn schedules the write after the rest
-            asyncio.get_running_loop().call_soon(self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        pending, self.pending = self.pending, []
-        try:
-            entries = self.log.append_many([item for item, _ in pending])
-        except Exception as e:  # noqa: BLE001 - every waiting request fails with it, none is sent
-            for _, future in pending:
-                future.set_exception(e)
-            return
-        for (_, future), entry in zip(pending, entries, strict=True):
-            future.set_result(entry)
 
 
 class Service:
@@ -271,6 +246,11 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "store": svc.store_target})
 
+    # Everything loaded so far (catalogue, templates, libraries) lives as long as the process:
+    # moved out of the collector's sight, a full collection no longer walks it (it paused the
+    # service for tens of milliseconds, the p99 under load).
+    gc.collect()
+    gc.freeze()
     return Starlette(routes=[
         Route("/v1/prefill", prefill_endpoint, methods=["POST"]),
         Route("/v1/verify", verify_endpoint, methods=["POST"]),

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from pipelines.lib.serving.access_index import index_path
 from pipelines.lib.serving.audit import AuditLog, verify
 
 pytestmark = pytest.mark.unit
@@ -66,13 +67,14 @@ def test_reordered_entries_are_found(log):
 
 
 def test_a_cut_off_last_entry_is_found(log):
-    tamper(log, "DELETE FROM audit WHERE seq = 5", "DELETE FROM access_index WHERE seq = 5")
+    tamper(log, "DELETE FROM audit WHERE seq = 5")
+    tamper(index_path(log), "DELETE FROM access WHERE seq = 5")
     assert kinds(log) == [(5, "truncated")]
 
 
 def test_an_entry_hidden_from_the_access_log_is_found(log):
     """Removing an entry from the subject index would hide it from the person's access log."""
-    tamper(log, "DELETE FROM access_index WHERE seq = 4")
+    tamper(index_path(log), "DELETE FROM access WHERE seq = 4")
     assert kinds(log) == [(4, "index")]
 
 
@@ -108,5 +110,14 @@ def test_appends_continue_the_chain_after_a_restart(log):
     a = AuditLog(log, SECRET)
     a.append(consumer="MZJ", purpose="AFTER_DEATH", template="AFTER_DEATH", case_id="C6",
              subjects=[], released=[], withheld=[], answer=b"x")
+    a.close()
+    assert verify(log) == []
+
+
+def test_the_access_log_includes_entries_not_indexed_yet(log):
+    a = AuditLog(log, SECRET)
+    a.append(consumer="FY", purpose="NEWBORN", template="NEWBORN", case_id="C6",
+             subjects=["1:500103198001020113"], released=[], withheld=[], answer=b"6")
+    assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C6"]
     a.close()
     assert verify(log) == []

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import orjson
 
+from pipelines.lib.serving.access_index import AccessIndex, indexed_pairs
+
 GENESIS = "0" * 64
 COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects", "released",
            "withheld", "answer_digest", "prev_hash", "hash")
-CHECKPOINT_EVERY_S = 1.0
+UPKEEP_EVERY_S = 1.0
 
 
 def subject_hash(key: str, secret: bytes) -> str:
@@ -64,7 +66,7 @@ class AuditLog:
         self.lock = threading.Lock()
         self.con = _connect(self.path)
         # Committed to the WAL before the answer leaves; synced to disk at WAL checkpoints, which
-        # a background thread runs (a checkpoint inside a request's commit cost it milliseconds;
+        # a background thread runs with the access index's upkeep (a checkpoint inside a request's commit cost it milliseconds;
         # an fsync per entry capped the service near 600 requests/s). A process crash loses
         # nothing; a power cut can lose the entries since the last checkpoint, and the head file
         # then says so (`huiliu audit verify`).
@@ -74,18 +76,15 @@ class AuditLog:
         self.con.execute("""CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at TEXT,
             consumer TEXT, purpose TEXT, template TEXT, case_id TEXT, subjects TEXT,
             released TEXT, withheld TEXT, answer_digest TEXT, prev_hash TEXT, hash TEXT)""")
-        # the access log's index (subject hash -> entry); `verify` checks it against the entries
-        self.con.execute("CREATE TABLE IF NOT EXISTS access_index (subject TEXT, seq INTEGER)")
-        self.con.execute("CREATE INDEX IF NOT EXISTS access_index_by_subject "
-                         "ON access_index (subject)")
         self.con.execute("COMMIT")
         # the head beside the log, rewritten in place with one fixed-size write per group
         self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         self._write_head(*self._last())
+        self.index = AccessIndex(self.path)
         self._stop = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
-                                              name="audit-checkpoint")
-        self._checkpointer.start()
+        self._upkeep = threading.Thread(target=self._upkeep_loop, daemon=True,
+                                        name="audit-upkeep")
+        self._upkeep.start()
 
     def append(self, **item) -> dict:
         """One entry (consumer, purpose, template, case_id, subjects, released, withheld,
@@ -105,8 +104,6 @@ class AuditLog:
                     e["hash"] = head = _entry_hash(head, e)
                 self.con.executemany(f"INSERT INTO audit VALUES ({', '.join('?' * len(COLUMNS))})",
                                      [[e[k] for k in COLUMNS] for e in prepared])
-                self.con.executemany("INSERT INTO access_index VALUES (?, ?)",
-                                     [(h, e["seq"]) for e in prepared for h in e.pop("_hashes")])
                 self._write_head(seq, head)  # under the write lock: heads land in chain order
                 self.con.execute("COMMIT")
             except BaseException:
@@ -118,12 +115,12 @@ class AuditLog:
     def _prepare(self, *, consumer: str, purpose: str, template: str, case_id: str,
                  subjects: list[str], released: list[str], withheld: list[str],
                  answer: bytes) -> dict:
-        hashes = sorted({subject_hash(s, self.secret) for s in subjects})
         return {"at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
                 "consumer": consumer, "purpose": purpose, "template": template,
-                "case_id": case_id, "subjects": orjson.dumps(hashes).decode(),
+                "case_id": case_id,
+                "subjects": _json_list({subject_hash(s, self.secret) for s in subjects}),
                 "released": _json_list(released), "withheld": _json_list(withheld),
-                "answer_digest": hashlib.sha256(answer).hexdigest(), "_hashes": hashes}
+                "answer_digest": hashlib.sha256(answer).hexdigest()}
 
     def _last(self) -> tuple[int, str]:
         last = self.con.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -132,26 +129,30 @@ class AuditLog:
     def _write_head(self, seq: int, head: str) -> None:
         os.pwrite(self.head_fd, f"{seq:020d} {head}\n".encode(), 0)
 
-    def _checkpoint_loop(self) -> None:
+    def _upkeep_loop(self) -> None:
+        """Every second: sync the WAL into the file (checkpoint) and index the new entries."""
         con = _connect(self.path)
-        while not self._stop.wait(CHECKPOINT_EVERY_S):
+        index = AccessIndex(self.path)
+        while not self._stop.wait(UPKEEP_EVERY_S):
             try:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                index.catch_up()
             except sqlite3.OperationalError:  # busy: the next round will do
                 pass
         con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        index.catch_up()
         con.close()
+        index.close()
 
     def about(self, subject_key: str) -> list[dict]:
         """Every entry naming this subject (the data subject's access log)."""
-        h = subject_hash(subject_key, self.secret)
-        rows = self.con.execute("SELECT a.* FROM access_index s JOIN audit a USING (seq) "
-                                "WHERE s.subject = ? ORDER BY a.seq", [h]).fetchall()
+        rows = self.index.entries_about(subject_hash(subject_key, self.secret))
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
     def close(self) -> None:
         self._stop.set()
-        self._checkpointer.join()
+        self._upkeep.join()
+        self.index.close()
         os.close(self.head_fd)
         self.con.close()
 
@@ -179,7 +180,6 @@ def verify(path: Path) -> list[Problem]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     rows = [dict(zip(COLUMNS, r, strict=True))
             for r in con.execute("SELECT * FROM audit ORDER BY rowid").fetchall()]
-    indexed = set(con.execute("SELECT subject, seq FROM access_index").fetchall())
     con.close()
     problems: list[Problem] = []
     prev = GENESIS
@@ -201,7 +201,10 @@ def verify(path: Path) -> list[Problem]:
         if int(seq) != len(rows) or h != prev:
             problems.append(Problem(int(seq), "truncated", f"the head says entry {seq} "
                                     f"({h[:12]}…) is last; the log ends at {len(rows)}"))
-    expected = {(s, e["seq"]) for e in rows for s in orjson.loads(e["subjects"])}
+    index = indexed_pairs(path)
+    upto, indexed = index if index else (0, set())
+    expected = {(s, e["seq"]) for e in rows if e["seq"] <= upto
+                for s in orjson.loads(e["subjects"])}
     for seq in sorted({q for _, q in expected ^ indexed}):
         problems.append(Problem(seq, "index", f"the access log's index differs from entry {seq}'s "
                                 "subjects (a data subject would not see it, or see a false one)"))

@@ -37,6 +37,8 @@ _GOLDEN = """
            CAST(as_of AS VARCHAR) AS as_of, confidence, disputed, in_conflict
     FROM gold.field_values WHERE rank = 1 AND valid_to IS NULL ORDER BY entity_id"""
 
+_EMPTY = orjson.dumps({"src": [], "f": {}})
+
 _SUBJECTS = """
     SELECT kind, CASE WHEN kind = 'person' THEN substr(unit, 3) ELSE substr(unit, 6) END AS key,
            entity_id
@@ -57,9 +59,14 @@ def build_store(warehouse: Path, serving_dir: Path) -> Path:
         eids = _copy_entities(con.sql(_GOLDEN).to_arrow_reader(200_000), out)
         for batch in con.sql(_SUBJECTS).to_arrow_reader(200_000):
             kinds, keys, entity_ids = (c.to_pylist() for c in batch.columns)
+            # a known subject without current golden values is still known: its fields are
+            # unavailable, it is not an unknown subject
+            bare = sorted({e for e in entity_ids if e not in eids})
+            out.executemany("INSERT INTO entities VALUES (?, ?, ?)",
+                            [(eids.setdefault(e, len(eids) + 1), e, _EMPTY) for e in bare])
             out.executemany("INSERT INTO subjects VALUES (?, ?, ?)",
                             [(kind, k, eids[e]) for kind, k, e in zip(kinds, keys, entity_ids,
-                                                                       strict=True) if e in eids])
+                                                                       strict=True)])
     out.executemany("INSERT INTO meta VALUES (?, ?)",
                     [("built_at", stamp), ("warehouse", str(warehouse)), ("format", FORMAT)])
     out.commit()
