@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pipelines.api.json_endpoint import JsonEndpoint, error_answer, json_object
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.audit import AuditLog
 from pipelines.lib.serving.audit_writer import GroupCommit
@@ -87,8 +88,8 @@ class Service:
                 old.close()
         return self.store
 
-    def consumer(self, request: Request) -> str:
-        auth = request.headers.get("authorization", "")
+    def consumer(self, auth: str) -> str:
+        """The consumer an Authorization header value names (401 or 429 otherwise)."""
         if not auth.lower().startswith("bearer "):
             raise RequestError(401, "missing_credentials", "send Authorization: Bearer "
                                "<consumer>.<key id>.<secret> (huiliu consumers issue)")
@@ -108,32 +109,19 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
     svc = Service(serving_dir, rate)
 
     def error(e: RequestError) -> Response:
-        headers = {}
-        if getattr(e, "retry_after", None):
-            headers["Retry-After"] = str(max(1, round(e.retry_after + 0.5)))
-        return _Json(e.body(), status_code=e.status, headers=headers)
-
-    async def _json_body(request: Request, required: tuple[str, ...]) -> dict:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise RequestError(400, "invalid_json", "the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise RequestError(400, "invalid_json", "the body must be a JSON object")
-        missing = [k for k in required if k not in body]
-        if missing:
-            raise RequestError(400, "invalid_request", "missing fields", missing)
-        return body
+        status, payload, headers = error_answer(e)
+        return Response(payload, status_code=status, media_type="application/json",
+                        headers={k.decode(): v.decode() for k, v in headers})
 
     def _require_case_id(body: dict) -> None:
         if not isinstance(body["case_id"], str) or not _CASE_ID.fullmatch(body["case_id"]):
             raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or ._:-",
                                ["case_id"])
 
-    async def prefill_endpoint(request: Request) -> Response:
+    async def prefill_endpoint(auth: str, raw: bytes):
         try:
-            consumer = svc.consumer(request)
-            body = await _json_body(request, ("case_id", "purpose", "template", "subjects"))
+            consumer = svc.consumer(auth)
+            body = json_object(raw, ("case_id", "purpose", "template", "subjects"))
             template = svc.templates.get(body["template"]) if isinstance(
                 body["template"], str) else None
             if template is None:
@@ -145,23 +133,23 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
             answer = prefill(svc.current_store(), svc.cat, template, consumer,
                              str(body["purpose"]), body["case_id"], body["subjects"])
         except RequestError as e:
-            return error(e)
+            return error_answer(e)
         payload = orjson.dumps(answer.body)
         await svc.audited.append(consumer=consumer, purpose=answer.body["purpose"],
-                         template=answer.body["template"], case_id=answer.body["case_id"],
-                         subjects=answer.subjects, released=answer.released,
-                         withheld=answer.withheld, answer=payload)
-        return Response(payload, media_type="application/json")
+                                 template=answer.body["template"], case_id=answer.body["case_id"],
+                                 subjects=answer.subjects, released=answer.released,
+                                 withheld=answer.withheld, answer=payload)
+        return 200, payload, []
 
-    async def verify_endpoint(request: Request) -> Response:
+    async def verify_endpoint(auth: str, raw: bytes):
         try:
-            consumer = svc.consumer(request)
-            body = await _json_body(request, ("case_id", "purpose", "check", "subject"))
+            consumer = svc.consumer(auth)
+            body = json_object(raw, ("case_id", "purpose", "check", "subject"))
             _require_case_id(body)
             answer, check = verify_one(svc.current_store(), svc.cat, consumer,
                                        str(body["purpose"]), body)
         except RequestError as e:
-            return error(e)
+            return error_answer(e)
         payload = orjson.dumps({"case_id": body["case_id"], **answer})
         released = [answer["check"]] if answer["status"] != "withheld" else []
         await svc.audited.append(consumer=consumer, purpose=str(body["purpose"]),
@@ -169,14 +157,14 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
                                  subjects=check.subjects, released=released,
                                  withheld=[answer["check"]] if not released else [],
                                  answer=payload)
-        return Response(payload, media_type="application/json")
+        return 200, payload, []
 
     async def batch_endpoint(request: Request) -> Response:
         """{"case_id", "purpose", "checks": [{check, subject, ...}, ...]}: one NDJSON line per
         check, in order; each chunk is audited before it is sent."""
         try:
-            consumer = svc.consumer(request)
-            body = await _json_body(request, ("case_id", "purpose", "checks"))
+            consumer = svc.consumer(request.headers.get("authorization", ""))
+            body = json_object(await request.body(), ("case_id", "purpose", "checks"))
             _require_case_id(body)
             if not isinstance(body["checks"], list) or not body["checks"]:
                 raise RequestError(400, "invalid_request", "checks is a non-empty list",
@@ -211,7 +199,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
         """A data subject's access log: who asked, when, for which case and purpose, what was
         released. For the consumers that run the subject's own portal (here: SJJ)."""
         try:
-            consumer = svc.consumer(request)
+            consumer = svc.consumer(request.headers.get("authorization", ""))
             if consumer != "SJJ":
                 raise RequestError(403, "not_entitled", "only the portal operator (SJJ) reads "
                                    "access logs")
@@ -252,8 +240,8 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> Starlette:
     gc.collect()
     gc.freeze()
     return Starlette(routes=[
-        Route("/v1/prefill", prefill_endpoint, methods=["POST"]),
-        Route("/v1/verify", verify_endpoint, methods=["POST"]),
+        Route("/v1/prefill", JsonEndpoint(prefill_endpoint), methods=["POST"]),
+        Route("/v1/verify", JsonEndpoint(verify_endpoint), methods=["POST"]),
         Route("/v1/batch", batch_endpoint, methods=["POST"]),
         Route("/v1/access-log", access_log, methods=["GET"]),
         Route("/v1/templates", templates_endpoint, methods=["GET"]),

@@ -82,33 +82,44 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
                                f"with that key is known to this node", [f"subjects.{role}"])
         entities[role] = found
     roles, released, withheld = {}, [], []
-    for role, fields_plan in _plan(cat, template, consumer, purpose):
+    for role, plan in _plan(cat, template, consumer, purpose):
         entity = entities.get(role)
         if entity is None:
-            roles[role] = {"status": "not_applicable"}
+            roles[role] = NOT_APPLICABLE
             continue
-        fields = {}
-        for code, name, golden, reason in fields_plan:
-            if reason:
-                fields[code] = {"status": "withheld", "reason": reason}
-                withheld.append(name)
-            else:
-                fields[code] = entity.envelope(golden)
-                released.append(name)
-        roles[role] = {"status": "found", "entity_id": entity.entity_id, "fields": fields}
+        roles[role] = {"status": "found", "entity_id": entity.entity_id,
+                       "fields": entity.envelopes(plan.fields)}
+        released += plan.released
+        withheld += plan.withheld
     body = {"case_id": case_id, "template": template.code, "purpose": purpose, "roles": roles}
     return Answer(body, released, withheld, [f"{template.roles[r].subject}:{k}"
                                              for r, k in keys.items()])
+
+
+NOT_APPLICABLE = {"status": "not_applicable"}  # shared by every answer: never modified
+
+
+@dataclass(frozen=True)
+class _RolePlan:
+    fields: list[tuple]  # (field code, golden field, withheld envelope or None), in form order
+    released: list[str]  # "role.code" of the fields released / withheld
+    withheld: list[str]
 
 
 _PLANS: dict[tuple, list] = {}  # the list and the templates do not change while a process runs
 
 
 def _plan(cat: Catalog, template: Template, consumer: str, purpose: str) -> list:
-    """Per role: (field code, role.code, golden field, withheld reason or None), in form order."""
+    """[(role, _RolePlan)] for what this consumer may receive for this purpose."""
     key = (id(cat), id(template), consumer, purpose)
     if key not in _PLANS:
-        _PLANS[key] = [(role, [(f.code, f"{role}.{f.code}", f.golden,
-                                release(cat, f, consumer, purpose)) for f in spec.fields])
-                       for role, spec in template.roles.items()]
+        plans = []
+        for role, spec in template.roles.items():
+            reasons = [(f, release(cat, f, consumer, purpose)) for f in spec.fields]
+            plans.append((role, _RolePlan(
+                fields=[(f.code, f.golden, {"status": "withheld", "reason": r} if r else None)
+                        for f, r in reasons],
+                released=[f"{role}.{f.code}" for f, r in reasons if not r],
+                withheld=[f"{role}.{f.code}" for f, r in reasons if r])))
+        _PLANS[key] = plans
     return _PLANS[key]
