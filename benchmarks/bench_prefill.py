@@ -59,10 +59,14 @@ def wait_up(url: str, proc) -> None:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Peak RSS of the process and its children (uvicorn's workers), summed."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for p in [pid, *map(int, children.read_text().split())]:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def load(url: str, bodies: Path, key: str | None, seconds: float) -> dict:
@@ -82,6 +86,8 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--batch", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, the same "
+                    "for the ceiling and the service")
     ap.add_argument("--work", type=Path, help="a folder to build the world in and keep; when it "
                     "already holds a built world (from an earlier run), that world is reused")
     args = ap.parse_args()
@@ -93,7 +99,7 @@ def main() -> None:
     if built.exists():
         out |= json.loads(built.read_text())
         out["reused_world"] = str(work)
-        for old in (home / "serving").glob("audit.*"):  # each run starts a fresh audit log
+        for old in (home / "serving").glob("audit*"):  # each run starts a fresh audit log
             old.unlink()
     else:
         with Simulator(work / "sim", scale=args.scale) as sim:
@@ -101,8 +107,8 @@ def main() -> None:
             today = sim.status()["date"]
         wh = str(home / "warehouse" / "huiliu.duckdb")
         out["reconcile_s"] = child(RECONCILE, wh, today, str(work / "reports"))["wall_seconds"]
-        out["store"] = child(STORE, str(home))
-        built.write_text(json.dumps({k: out[k] for k in ("backflow", "reconcile_s", "store")}))
+        built.write_text(json.dumps({k: out[k] for k in ("backflow", "reconcile_s")}))
+    out["store"] = child(STORE, str(home))  # always: the store's layout is what is measured
     con = sqlite3.connect(home / "serving" / "current.sqlite")
     ids = [k for (k,) in con.execute("SELECT key FROM subjects WHERE kind = 'person'")]
     con.close()
@@ -118,7 +124,8 @@ def main() -> None:
     key = subprocess.run([sys.executable, "-m", "pipelines.cli", "consumers", "issue", "WJW"],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning",
-               "--no-access-log"]
+               "--no-access-log", "--workers", str(args.workers)]
+    out["workers"] = args.workers
 
     port = free_port()
     ceiling = subprocess.Popen([*uvicorn, "--port", str(port), "benchmarks.ceiling_app:app"],

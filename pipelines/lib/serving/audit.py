@@ -31,7 +31,7 @@ UPKEEP_EVERY_S = 1.0
 
 
 def subject_hash(key: str, secret: bytes) -> str:
-    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, key.encode(), "sha256").hex()  # the one-shot C path
 
 
 def _canonical(entry: dict) -> bytes:

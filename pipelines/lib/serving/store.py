@@ -170,6 +170,9 @@ class Entity:
 
 
 _ONE = "SELECT entity_id, record FROM subjects WHERE kind = ? AND key = ?"
+_MANY = """SELECT key, entity_id, json_extract(record, '$.f."' || ?1 || '"'),
+    json_extract(record, '$.src[' || json_extract(record, '$.f."' || ?2 || '"[1]') || ']')
+    FROM subjects WHERE kind = ?3 AND key IN (SELECT value FROM json_each(?4))"""
 _MANY = """SELECT key, entity_id, record FROM subjects
            WHERE kind = ? AND key IN (SELECT value FROM json_each(?))"""
 
@@ -192,10 +195,23 @@ class Store:
         row = self.con.execute(_ONE, [kind, key]).fetchone()
         return Entity(kind, *row) if row else None
 
-    def entities(self, kind: str, keys: list[str]) -> dict[str, Entity]:
-        """Many subjects of one kind in one query (a batch chunk); unknown keys are absent."""
-        rows = self.con.execute(_MANY, [kind, orjson.dumps(keys).decode()]).fetchall()
-        return {key: Entity(kind, entity_id, record) for key, entity_id, record in rows}
+    def field_of_many(self, kind: str, keys: list[str], field: str) -> dict[str, tuple]:
+        """{key: (entity_id, field dict or None)} for many subjects and one golden field (what a
+        batch of checks needs), in one query."""
+        out = {}
+        for key, entity_id, record in self.con.execute(_MANY, [kind,
+                                                               orjson.dumps(keys).decode()]):
+            r = orjson.loads(record)
+            v = r["f"].get(field)
+            if v is None:
+                out[key] = (entity_id, None)
+                continue
+            s = r["src"][v[1]]
+            out[key] = (entity_id, {
+                "value": v[0], "provider": s[0], "resource": s[1], "batch_id": s[2],
+                "record_key": s[3], "as_of": s[4], "confidence": v[2], "disputed": v[3],
+                "in_conflict": v[4]})
+        return out
 
     def close(self) -> None:
         self.con.close()

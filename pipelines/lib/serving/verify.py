@@ -13,7 +13,7 @@ import yaml
 
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.serving.prefill import RequestError, subject_key
-from pipelines.lib.serving.store import Entity, Store
+from pipelines.lib.serving.store import Store
 from pipelines.lib.serving.templates import TemplateField, release
 
 CHECKS = Path(__file__).resolve().parents[3] / "catalogs" / "checks.yaml"
@@ -86,21 +86,22 @@ def parse_check(item) -> Check:
 _DIVISION = re.compile(r"\d{2}(\d{2}){0,2}")
 
 
-def answer(check: Check, cat: Catalog, consumer: str, purpose: str, entity: Entity | None,
-           other: Entity | None) -> dict:
-    """The answer to a parsed check, given the subjects' entities as the store holds them."""
+def answer(check: Check, cat: Catalog, consumer: str, purpose: str,
+           found: tuple[str, dict | None] | None, other_entity_id: str | None) -> dict:
+    """The answer to a parsed check, from the subject's (entity id, golden field) as the store
+    holds them (None: unknown subject) and the other subject's entity id, if any."""
     reason = _release(cat, check.name, consumer, purpose)
     if reason:
         return {"check": check.name, "status": "withheld", "reason": reason}
-    if entity is None:
+    if found is None:
         return {"check": check.name, "status": "unknown_subject"}
-    v = entity.field(check.spec["golden"])
+    v = found[1]
     if v is None or v["value"] in (None, ""):
         result = False if check.name == "married_to" else None
     elif check.name == "alive":
         result = v["value"] == "alive"
     elif check.name == "married_to":
-        result = other is not None and v["value"] == other.entity_id
+        result = other_entity_id is not None and v["value"] == other_entity_id
     elif check.name == "hukou_in":
         result = v["value"].startswith(check.division)
     else:
@@ -117,27 +118,37 @@ def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, item) ->
     """One check (POST /v1/verify); a malformed one raises RequestError."""
     check = parse_check(item)
     entity = store.entity(check.spec["subject"], check.key)
+    found = None if entity is None else (entity.entity_id, entity.field(check.spec["golden"]))
     other = store.entity(check.spec["other"], check.other_key) if check.other_key else None
-    return answer(check, cat, consumer, purpose, entity, other), check
+    return answer(check, cat, consumer, purpose, found,
+                  other.entity_id if other else None), check
 
 
 def verify_many(store: Store, cat: Catalog, consumer: str, purpose: str,
                 items: list) -> list[tuple[dict, Check] | RequestError]:
-    """Many checks (a batch chunk) with one store query per kind of subject, in order."""
+    """Many checks (a batch chunk), in order, with one store query per kind of subject and
+    golden field asked about."""
     parsed: list[Check | RequestError] = []
     for item in items:
         try:
             parsed.append(parse_check(item))
         except RequestError as e:
             parsed.append(e)
-    wanted: dict[str, set[str]] = {}
+    wanted: dict[tuple[str, str], set[str]] = {}
     for c in parsed:
         if isinstance(c, Check):
-            wanted.setdefault(c.spec["subject"], set()).add(c.key)
-            if c.other_key:
-                wanted.setdefault(c.spec["other"], set()).add(c.other_key)
-    found = {kind: store.entities(kind, sorted(keys)) for kind, keys in wanted.items()}
-    return [c if isinstance(c, RequestError) else
-            (answer(c, cat, consumer, purpose, found[c.spec["subject"]].get(c.key),
-                    found[c.spec["other"]].get(c.other_key) if c.other_key else None), c)
-            for c in parsed]
+            wanted.setdefault((c.spec["subject"], c.spec["golden"]), set()).add(c.key)
+            if c.other_key:  # the other subject: only its entity id is compared
+                wanted.setdefault((c.spec["other"], c.spec["golden"]), set()).add(c.other_key)
+    found = {(kind, field): store.field_of_many(kind, sorted(keys), field)
+             for (kind, field), keys in wanted.items()}
+    out = []
+    for c in parsed:
+        if isinstance(c, RequestError):
+            out.append(c)
+            continue
+        mine = found[(c.spec["subject"], c.spec["golden"])].get(c.key)
+        other = (found[(c.spec["other"], c.spec["golden"])].get(c.other_key)
+                 if c.other_key else None)
+        out.append((answer(c, cat, consumer, purpose, mine, other[0] if other else None), c))
+    return out
