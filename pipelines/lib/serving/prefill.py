@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.identifiers import is_valid_citizen_id, is_valid_uscc, normalize_citizen_id
@@ -28,8 +29,7 @@ class RequestError(Exception):
         return {"error": self.code, "detail": self.detail, "fields": self.fields}
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):  # a tuple: a frozen dataclass cost ~2 µs a prefill to build
     body: dict
     released: list[str]
     withheld: list[str]

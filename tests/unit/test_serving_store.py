@@ -1,0 +1,98 @@
+"""The serving store answers a subject with one record of its entity's golden values: every key
+the entity is known by finds it, a known subject without values is found (its fields are
+unavailable, it is not unknown), provenance travels with every value, and a store of another
+layout is refused rather than misread."""
+
+import sqlite3
+
+import duckdb
+import pytest
+
+from pipelines.lib.serving.store import UNAVAILABLE, Store, build_store
+
+pytestmark = pytest.mark.unit
+
+ID1, ID1_OLD, ID2 = "500103198001020113", "500103198001020121", "500103199002030024"
+USCC = "91500000MA5U0A0X1Q"
+
+
+@pytest.fixture
+def store(tmp_path):
+    wh = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute("CREATE SCHEMA ident; CREATE SCHEMA gold")
+    con.execute("CREATE TABLE ident.registry (kind TEXT, unit TEXT, entity_id TEXT)")
+    con.execute("""INSERT INTO ident.registry VALUES ('person', '1:' || ?, 'HLP1'),
+        ('person', '1:' || ?, 'HLP1'), ('person', '1:' || ?, 'HLP2'),
+        ('person', 'passport:E1234', 'HLP3'), ('enterprise', 'uscc:' || ?, 'HLE1')""",
+                [ID1, ID1_OLD, ID2, USCC])
+    con.execute("""CREATE TABLE gold.field_values (entity_id TEXT, field TEXT, value TEXT,
+        provider TEXT, resource TEXT, batch_id TEXT, record_key TEXT, as_of TIMESTAMP,
+        confidence DOUBLE, disputed BOOLEAN, in_conflict BOOLEAN, rank INT, valid_to TIMESTAMP)""")
+    con.execute("""INSERT INTO gold.field_values VALUES
+        ('HLP1', 'name', '李秀英', 'PS', 'PS_POP_BASIC', 'B1', ?, '2026-01-02 03:04:05', 1.0,
+         false, false, 1, NULL),
+        ('HLP1', 'status', 'alive', 'PS', 'PS_POP_BASIC', 'B1', ?, '2026-01-02 03:04:05', 1.0,
+         false, false, 1, NULL),
+        ('HLP1', 'spouse', 'HLP9', 'CA', 'CA_MARRIAGE', 'B7', 'M1', '2025-05-20 00:00:00', 0.99,
+         true, true, 1, NULL),
+        ('HLP1', 'name', '李秀瑛', 'CA', 'CA_MARRIAGE', 'B7', 'M1', '2025-05-20 00:00:00', 1.0,
+         false, false, 2, NULL),
+        ('HLP1', 'status', 'dead', 'PS', 'PS_POP_BASIC', 'B0', ?, '2020-01-01 00:00:00', 1.0,
+         false, false, 1, '2026-01-02 03:04:05'),
+        ('HLE1', 'credit_level', 'C', 'CU', 'CU_ENT_REG', 'B3', ?, '2026-03-04 00:00:00', 1.0,
+         false, false, 1, NULL)""", [ID1, ID1, ID1, USCC])
+    con.close()
+    path = build_store(wh, tmp_path / "serving")
+    s = Store(path)
+    yield s
+    s.close()
+
+
+def test_every_key_of_an_entity_finds_its_current_best_values_with_provenance(store):
+    for key in (ID1, ID1_OLD):
+        e = store.entity("person", key)
+        assert e.entity_id == "HLP1"
+        name = e.envelopes([("name", "name", None)])["name"]
+        assert name["value"] == "李秀英"  # rank 1 only: the lower-ranked spelling is not served
+        assert name["source"] == {"provider": "PS", "resource": "PS_POP_BASIC", "batch": "B1",
+                                  "record_key": ID1}
+        assert name["as_of"] == "2026-01-02 03:04:05"
+    assert store.entity("person", ID1).field("status")["value"] == "alive"  # not the closed one
+    spouse = store.entity("person", ID1).field("spouse")
+    assert (spouse["disputed"], spouse["in_conflict"], spouse["resource"]) == (
+        True, True, "CA_MARRIAGE")
+
+
+def test_a_known_subject_without_values_is_found_with_every_field_unavailable(store):
+    e = store.entity("person", ID2)
+    assert e.entity_id == "HLP2"
+    assert e.envelopes([("name", "name", None)]) == {"name": UNAVAILABLE}
+
+
+def test_unknown_keys_and_keys_of_the_other_kind_are_not_found(store):
+    assert store.entity("person", "110101197001010019") is None
+    assert store.entity("person", USCC) is None
+    assert store.entity("enterprise", USCC).field("credit_level")["value"] == "C"
+
+
+def test_withheld_fields_carry_the_reason_only(store):
+    withheld = {"status": "withheld", "reason": "CONSUMER_NOT_ENTITLED"}
+    assert store.entity("person", ID1).envelopes([("name", "name", withheld)]) == {
+        "name": withheld}
+
+
+def test_a_batch_lookup_returns_one_field_per_known_key(store):
+    found = store.field_of_many("person", [ID1, ID2, "110101197001010019"], "status")
+    assert set(found) == {ID1, ID2}
+    assert found[ID1][0] == "HLP1" and found[ID1][1]["value"] == "alive"
+    assert found[ID2] == ("HLP2", None)
+
+
+def test_a_store_of_another_layout_is_refused_with_what_to_do(store):
+    con = sqlite3.connect(store.path)
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+    con.commit()
+    con.close()
+    with pytest.raises(RuntimeError, match="huiliu serving build"):
+        Store(store.path)
