@@ -49,20 +49,25 @@ class JsonEndpoint:
         self.handler = handler
 
     async def __call__(self, scope, receive, send) -> None:
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
+        message = await receive()
+        body = message.get("body", b"")
+        if message.get("more_body"):  # a body in several messages (large, or slow to arrive)
+            chunks = [body]
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+            body = b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            return
         authorization = ""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
         try:
-            status, payload, headers = await self.handler(authorization, b"".join(chunks))
+            status, payload, headers = await self.handler(authorization, body)
         except Exception:  # noqa: BLE001 - logged in full; the caller gets a 500, nothing else
             log.exception("%s failed", scope["path"])
             status, headers = 500, []

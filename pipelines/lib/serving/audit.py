@@ -42,8 +42,9 @@ def _mac_key(secret: bytes) -> bytes:
 
 
 def _canonical(entry: dict) -> bytes:
-    """The bytes an entry's hash covers: its fields but the hash, as sorted compact JSON."""
-    return orjson.dumps({k: entry[k] for k in COLUMNS[:-1]}, option=orjson.OPT_SORT_KEYS)
+    """The bytes an entry's hash covers: its fields but the hash, in column order, as a compact
+    JSON array."""
+    return orjson.dumps([entry[k] for k in COLUMNS[:-1]])
 
 
 def _entry_hash(prev_hash: str, entry: dict) -> str:

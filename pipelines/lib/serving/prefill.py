@@ -74,13 +74,18 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
     if consumer not in (template.lead, *template.cooperating):
         raise RequestError(403, "not_a_department_of_this_event", f"{consumer} is neither the "
                            f"lead nor a co-operating department of {template.code}")
+    by_kind: dict[str, list[str]] = {}
+    for role, k in keys.items():
+        by_kind.setdefault(template.roles[role].subject, []).append(k)
+    found = {kind: store.entities(kind, ks) for kind, ks in by_kind.items()}
     entities = {}
     for role, k in keys.items():
-        found = store.entity(template.roles[role].subject, k)
-        if found is None:
-            raise RequestError(404, "unknown_subject", f"no {template.roles[role].subject} "
-                               f"with that key is known to this node", [f"subjects.{role}"])
-        entities[role] = found
+        kind = template.roles[role].subject
+        entity = found[kind].get(k)
+        if entity is None:
+            raise RequestError(404, "unknown_subject", f"no {kind} with that key is known to "
+                               "this node", [f"subjects.{role}"])
+        entities[role] = entity
     roles, released, withheld = {}, [], []
     for role, plan in _plan(cat, template, consumer, purpose):
         entity = entities.get(role)

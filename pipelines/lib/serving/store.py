@@ -170,9 +170,13 @@ class Entity:
 
 
 _ONE = "SELECT entity_id, record FROM subjects WHERE kind = ? AND key = ?"
+_FEW_SQL = "SELECT key, entity_id, record FROM subjects WHERE kind = ? AND key IN ({})"
+_FEW: dict[int, str] = {}
 _MANY = """SELECT key, entity_id, json_extract(record, '$.f."' || ?1 || '"'),
     json_extract(record, '$.src[' || json_extract(record, '$.f."' || ?2 || '"[1]') || ']')
     FROM subjects WHERE kind = ?3 AND key IN (SELECT value FROM json_each(?4))"""
+_FEW_SQL = "SELECT key, entity_id, record FROM subjects WHERE kind = ? AND key IN ({})"
+_FEW: dict[int, str] = {}
 _MANY = """SELECT key, entity_id, record FROM subjects
            WHERE kind = ? AND key IN (SELECT value FROM json_each(?))"""
 
@@ -200,6 +204,16 @@ class Store:
         """The person (citizen ID) or enterprise (USCC) with this key, or None."""
         row = self.cur.execute(_ONE, (kind, key)).fetchone()
         return Entity(kind, *row) if row else None
+
+    def entities(self, kind: str, keys: list[str]) -> dict[str, Entity]:
+        """A case's few subjects of one kind in one query; unknown keys are absent."""
+        if len(keys) == 1:
+            row = self.cur.execute(_ONE, (kind, keys[0])).fetchone()
+            return {keys[0]: Entity(kind, *row)} if row else {}
+        sql = _FEW.get(len(keys)) or _FEW.setdefault(len(keys), _FEW_SQL.format(
+            ", ".join("?" * len(keys))))
+        return {key: Entity(kind, entity_id, record)
+                for key, entity_id, record in self.cur.execute(sql, (kind, *keys))}
 
     def field_of_many(self, kind: str, keys: list[str], field: str) -> dict[str, tuple]:
         """{key: (entity_id, field dict or None)} for many subjects and one golden field (what a
