@@ -18,7 +18,9 @@ def _serving_dir(home):
 @_home_opt
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
-def serve_cmd(home, host, port):
+@click.option("--workers", default=1, show_default=True,
+              help="Processes (they share one audit chain); at most one per core.")
+def serve_cmd(home, host, port, workers):
     """Run the prefill service (builds its store from the published snapshot if there is none)."""
     import os
 
@@ -29,8 +31,9 @@ def serve_cmd(home, host, port):
         _build(home)
     if home:
         os.environ["HUILIU_HOME"] = str(d.parent)
+    os.environ["HUILIU_API_WORKERS"] = str(workers)  # each worker keeps 1/N of the rate limit
     uvicorn.run("pipelines.api.app:app_from_env", factory=True, host=host, port=port,
-                log_level="warning", access_log=False)
+                workers=workers, log_level="warning", access_log=False)
 
 
 def _build(home):

@@ -121,3 +121,25 @@ def test_the_access_log_includes_entries_not_indexed_yet(log):
     assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C6"]
     a.close()
     assert verify(log) == []
+
+
+def test_the_write_ahead_log_is_restarted_under_steady_writes(tmp_path, monkeypatch):
+    """A passive checkpoint never drains a WAL that is written all the time; past its bound the
+    writer restarts it, and the chain stays whole across restarts."""
+    import time
+
+    from pipelines.lib.serving import audit
+
+    monkeypatch.setattr(audit, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(audit, "UPKEEP_EVERY_S", 0.02)
+    path = tmp_path / "audit.sqlite"
+    a = AuditLog(path, SECRET)
+    largest, deadline = 0, time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        a.append_many([{"consumer": "WJW", "purpose": "NEWBORN", "template": "NEWBORN",
+                        "case_id": "C", "subjects": ["1:500103198001020113"],
+                        "released": ["mother.name"] * 40, "withheld": [], "answer": b"x"}] * 20)
+        largest = max(largest, (tmp_path / "audit.sqlite-wal").stat().st_size)
+    a.close()
+    assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
+    assert verify(path) == []

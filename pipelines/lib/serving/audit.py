@@ -29,6 +29,10 @@ GENESIS = "0" * 64
 COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects", "released",
            "withheld", "answer_digest", "prev_hash", "hash")
 UPKEEP_EVERY_S = 1.0
+# bounds the WAL on disk; a restart holds the writer ~150 ms here (the frames since the last
+# passive checkpoint and an fsync), so it is rare: once a minute at full load
+WAL_RESTART_BYTES = 256 * 2**20
+BUSY_TIMEOUT_MS = 30_000
 
 
 def subject_hash(key: str, secret: bytes) -> str:
@@ -87,6 +91,7 @@ class AuditLog:
         # then says so (`huiliu audit verify`).
         self.con.execute("PRAGMA synchronous=NORMAL")
         self.con.execute("PRAGMA wal_autocheckpoint=0")
+        self.con.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")  # WAL file truncated
         self.con.execute("BEGIN IMMEDIATE")
         self.con.execute("""CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at TEXT,
             consumer TEXT, purpose TEXT, template TEXT, case_id TEXT, subjects TEXT,
@@ -96,6 +101,7 @@ class AuditLog:
         self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         self._write_head(*self._last())
         self.index = AccessIndex(self.path)
+        self._restart_due = False
         self._stop = threading.Event()
         self._upkeep = threading.Thread(target=self._upkeep_loop, daemon=True,
                                         name="audit-upkeep")
@@ -121,11 +127,23 @@ class AuditLog:
                                      [[e[k] for k in COLUMNS] for e in prepared])
                 self._write_head(seq, head)  # under the write lock: heads land in chain order
                 self.con.execute("COMMIT")
+                if self._restart_due:
+                    self._restart_wal()
             except BaseException:
                 self.con.execute("ROLLBACK")
                 self._write_head(*self._last())
                 raise
         return prepared
+
+    def _restart_wal(self) -> None:
+        """Checkpoint the few frames left and start the WAL afresh; if a reader holds it, give
+        up at once and try after the next commit."""
+        self.con.execute("PRAGMA busy_timeout = 0")
+        try:
+            busy = self.con.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+        finally:
+            self.con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._restart_due = bool(busy)
 
     def _prepare(self, *, consumer: str, purpose: str, template: str, case_id: str,
                  subjects: list[str], released: list[str], withheld: list[str],
@@ -149,9 +167,16 @@ class AuditLog:
         """Every second: sync the WAL into the file (checkpoint) and index the new entries."""
         con = _connect(self.path)
         index = AccessIndex(self.path)
+        wal = f"{self.path}-wal"
         while not self._stop.wait(UPKEEP_EVERY_S):
             try:
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # Under steady writes a passive checkpoint never drains the WAL (new frames
+                # arrive while it copies), so the WAL never restarts and grows without bound.
+                # Past a size the writer is asked to restart it after its next commit (from this
+                # thread it would also hold the writer in SQLite's busy back-off).
+                if os.path.exists(wal) and os.path.getsize(wal) > WAL_RESTART_BYTES:
+                    self._restart_due = True
                 index.catch_up()
             except sqlite3.OperationalError:  # busy: the next round will do
                 pass
@@ -174,7 +199,8 @@ class AuditLog:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    con = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                          timeout=BUSY_TIMEOUT_MS / 1000)
     con.execute("PRAGMA journal_mode=WAL")
     return con
 
