@@ -132,6 +132,8 @@ def _warm_store(path: Path) -> Store:
 
 def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
     svc = Service(serving_dir, rate)
+    if os.path.lexists(svc.link):  # open and warm the store now, not in the first request
+        svc.current_store()
 
     def error(e: RequestError) -> Response:
         status, payload, headers = error_answer(e)
