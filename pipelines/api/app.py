@@ -14,6 +14,7 @@ Every answer is written to the hash-chained audit log before it is sent. Credent
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,8 @@ from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subje
 from pipelines.lib.serving.store import Store
 from pipelines.lib.serving.templates import templates
 from pipelines.lib.serving.verify import verify_many, verify_one
+
+log = logging.getLogger(__name__)
 
 BATCH_CHUNK = 1000  # items answered, audited (one entry) and sent together
 
@@ -79,6 +82,7 @@ class Service:
         self.next_look = 0.0
         self.warmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-warmer")
         self.warming: tuple[str, Future] | None = None
+        self.warming_failed = False
         self.store: Store | None = None
 
     def current_store(self) -> Store:
@@ -98,8 +102,15 @@ class Service:
             self._switch(target, _warm_store(self.dir / target))
         elif self.warming is None or self.warming[0] != target:
             self.warming = (target, self.warmer.submit(_warm_store, self.dir / target))
-        elif self.warming[1].done():
+            self.warming_failed = False
+        elif self.warming[1].done() and self.warming[1].exception() is None:
             self._switch(target, self.warming[1].result())
+        elif self.warming[1].done() and not self.warming_failed:
+            # a new store that cannot be opened (a wrong format, a damaged file) is reported
+            # once and the old one keeps serving until the link points elsewhere
+            log.error("cannot switch to %s, still serving %s: %s", target, self.store_target,
+                      self.warming[1].exception())
+            self.warming_failed = True
         return self.store
 
     def _switch(self, target: str, store: Store) -> None:

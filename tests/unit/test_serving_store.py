@@ -96,3 +96,34 @@ def test_a_store_of_another_layout_is_refused_with_what_to_do(store):
     con.close()
     with pytest.raises(RuntimeError, match="huiliu serving build"):
         Store(store.path)
+
+
+def test_the_service_keeps_the_old_store_when_a_new_one_cannot_be_opened(store, tmp_path,
+                                                                        monkeypatch):
+    import os
+    import time
+
+    from pipelines.api.app import Service
+
+    monkeypatch.setenv("HUILIU_AUDIT_KEY", "test-key")
+    serving = store.path.parent
+    svc = Service(serving, rate=100)
+    first = svc.current_store()
+
+    def point_to(name, until):
+        staging = serving / "current.sqlite.new"
+        staging.symlink_to(name)
+        os.replace(staging, serving / "current.sqlite")
+        deadline = time.monotonic() + 10
+        while not until() and time.monotonic() < deadline:
+            svc.next_look = 0  # do not wait out the 50 ms between looks at the link
+            assert svc.current_store().entity("person", ID1) is not None  # always answering
+            time.sleep(0.02)
+
+    (serving / "store-29990101T000000000000Z.sqlite").write_bytes(b"not a store")
+    point_to("store-29990101T000000000000Z.sqlite", lambda: svc.warming_failed)
+    assert svc.warming_failed and svc.current_store() is first
+    fresh = build_store(tmp_path / "wh.duckdb", serving)  # switches the link itself
+    point_to(fresh.name, lambda: svc.store_target == fresh.name)
+    assert svc.store_target == fresh.name and svc.current_store() is not first
+    svc.audit.close()
