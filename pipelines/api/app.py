@@ -29,7 +29,7 @@ from starlette.routing import Route
 from pipelines.api.json_endpoint import HotPaths, JsonEndpoint, error_answer, json_object
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.audit import AuditLog
-from pipelines.lib.serving.audit_writer import GroupCommit
+from pipelines.lib.serving.group_commit import GroupCommit
 from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
 from pipelines.lib.serving.store import Store

@@ -3,9 +3,8 @@
 Each entry carries the previous entry's hash and its own: sha256 over the previous hash and the
 entry's canonical JSON (sequence number included). An edited entry no longer matches its hash; a
 deleted, inserted or reordered one breaks the sequence or the chain; a deleted last entry no longer
-matches the head written beside the log after every append. The access log's subject index is
-checked against the entries too. Subject keys (citizen IDs, USCCs) are
-stored as keyed BLAKE2b MACs under HUILIU_AUDIT_KEY: an ID's small number space would make a plain
+matches the head written beside the log with every commit. The access log's subject index is
+checked against the entries too. Subject keys (citizen IDs, USCCs) are stored as keyed BLAKE2b MACs under HUILIU_AUDIT_KEY: an ID's small number space would make a plain
 hash reversible, and the access log must still find every entry about one person. (BLAKE2b's keyed
 mode is a MAC made for this; HMAC-SHA256 through OpenSSL cost 4.3 µs a subject here, BLAKE2b 1.6.)
 """

@@ -1,11 +1,12 @@
 """The serving store: the published golden records in a read-only SQLite file, built per snapshot.
 
 DuckDB answers a point query in about a millisecond on this machine; a prefill needs a lookup
-per subject of the case, under a p99 of 20 ms at 32 connections. SQLite's
-B-tree lookups on a memory-mapped file take microseconds and cost almost no resident memory, so
-each published snapshot is exported once into `<home>/serving/store-<stamp>.sqlite` and
-`<home>/serving/current.sqlite` is switched to it atomically (a symlink rename). The service
-reopens when the link changes; requests in flight finish on the file they started with.
+per subject of the case, under a p99 of 20 ms at 32 connections. SQLite's B-tree lookups on a
+memory-mapped file take ~10 µs, and its pages are the OS's file cache, shared by the service's
+workers, not memory of each process. Each published snapshot is exported once into
+`<home>/serving/store-<stamp>.sqlite` and `<home>/serving/current.sqlite` is switched to it
+atomically (a symlink rename). The service opens and warms the new file in a thread and switches
+between requests; the old file stays readable (the newest three are kept).
 """
 
 from __future__ import annotations
