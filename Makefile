@@ -4,11 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install lock clean bench bench-prefill system-packages
+.PHONY: demo test install lock clean bench bench-prefill system-packages debian-packages
 
-# Debian packages the suite and benchmarks use: chromium (the preview page's browser test) and wrk
-# (the prefill benchmark's load). Installed when missing; needs root (CI and the dev machines are).
-DEBIAN_PACKAGES := chromium wrk
+# Debian packages: chromium for the suite (the preview page's browser test), wrk for the prefill
+# benchmark's load. Installed when missing; that needs root (CI and the dev machines are).
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
 $(STAMP): requirements.lock pyproject.toml
@@ -22,7 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 system-packages:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	@$(MAKE) --no-print-directory debian-packages PACKAGES=chromium
+
+debian-packages:
+	@missing=$$(for p in $(PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  $(APT) install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
@@ -39,7 +41,8 @@ test: $(STAMP) system-packages
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_backflow --scale 1000000
 
-bench-prefill: $(STAMP) system-packages
+bench-prefill: $(STAMP)
+	@$(MAKE) --no-print-directory debian-packages PACKAGES=wrk
 	$(BIN)/python -m benchmarks.bench_prefill --scale 1000000
 
 # Regenerate the lock after changing pyproject.toml dependencies (exact versions of everything).
