@@ -2,7 +2,7 @@
 
 POST /v1/prefill       one case: template, purpose, case id, subjects by role -> envelopes
 POST /v1/verify        one yes/no check (alive, married to, hukou in, dishonest credit)
-POST /v1/batch         many checks or prefills in one call, answered as streamed NDJSON
+POST /v1/batch         many checks in one call, answered as streamed NDJSON
 GET  /v1/access-log    who asked about a subject (for the data subject's own view)
 GET  /v1/templates     the life-event templates (labels only); GET /preview: the officer's page
 GET  /openapi.json     the OpenAPI description; GET /healthz
@@ -29,8 +29,8 @@ from starlette.routing import Route
 from pipelines.api.json_endpoint import HotPaths, JsonEndpoint, error_answer, json_object
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.audit import AuditLog
-from pipelines.lib.serving.group_commit import GroupCommit
 from pipelines.lib.serving.credentials import Credentials
+from pipelines.lib.serving.group_commit import GroupCommit
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
 from pipelines.lib.serving.store import Store
 from pipelines.lib.serving.templates import templates
@@ -103,14 +103,16 @@ class Service:
         elif self.warming is None or self.warming[0] != target:
             self.warming = (target, self.warmer.submit(_warm_store, self.dir / target))
             self.warming_failed = False
-        elif self.warming[1].done() and self.warming[1].exception() is None:
-            self._switch(target, self.warming[1].result())
-        elif self.warming[1].done() and not self.warming_failed:
-            # a new store that cannot be opened (a wrong format, a damaged file) is reported
-            # once and the old one keeps serving until the link points elsewhere
-            log.error("cannot switch to %s, still serving %s: %s", target, self.store_target,
-                      self.warming[1].exception())
-            self.warming_failed = True
+        elif self.warming[1].done():
+            error = self.warming[1].exception()
+            if error is None:
+                self._switch(target, self.warming[1].result())
+            elif not self.warming_failed:
+                # a new store that cannot be opened (a wrong format, a damaged file) is reported
+                # once and the old one keeps serving until the link points elsewhere
+                log.error("cannot switch to %s, still serving %s: %s", target,
+                          self.store_target, error)
+                self.warming_failed = True
         return self.store
 
     def _switch(self, target: str, store: Store) -> None:
@@ -129,9 +131,8 @@ class Service:
                                "credential; ask the hub's operators for a new one")
         wait = self.limiter.wait_needed(consumer)
         if wait:
-            e = RequestError(429, "rate_limited", f"over the rate limit; retry after {wait:.2f} s")
-            e.retry_after = wait
-            raise e
+            raise RequestError(429, "rate_limited", f"over the rate limit; retry after "
+                               f"{wait:.2f} s", retry_after=wait)
         return consumer
 
 
@@ -242,13 +243,14 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
                 raise RequestError(403, "not_entitled", "only the portal operator (SJJ) reads "
                                    "access logs")
             raw = request.query_params.get("subject", "")
-            key = subject_key("person", raw) or subject_key("enterprise", raw)
+            kind, key = "person", subject_key("person", raw)
+            if key is None:
+                kind, key = "enterprise", subject_key("enterprise", raw)
             if key is None:
                 raise RequestError(400, "invalid_request", "subject must be a valid citizen ID "
                                    "or USCC", ["subject"])
         except RequestError as e:
             return error(e)
-        kind = "person" if subject_key("person", raw) else "enterprise"
         entries = svc.audit.about(f"{kind}:{key}")
         return _Json({"subject": key, "entries": [
             {k: (orjson.loads(e[k]) if k in ("released", "withheld") else e[k])

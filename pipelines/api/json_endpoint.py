@@ -25,7 +25,7 @@ Handler = Callable[[str, bytes], Awaitable[tuple[int, bytes, list[tuple[bytes, b
 
 def error_answer(e: RequestError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     headers = []
-    if getattr(e, "retry_after", None):
+    if e.retry_after:
         headers.append((b"retry-after", str(max(1, round(e.retry_after + 0.5))).encode()))
     return e.status, orjson.dumps(e.body()), headers
 

@@ -4,9 +4,10 @@ Each entry carries the previous entry's hash and its own: sha256 over the previo
 entry's canonical JSON (sequence number included). An edited entry no longer matches its hash; a
 deleted, inserted or reordered one breaks the sequence or the chain; a deleted last entry no longer
 matches the head written beside the log with every commit. The access log's subject index is
-checked against the entries too. Subject keys (citizen IDs, USCCs) are stored as keyed BLAKE2b MACs under HUILIU_AUDIT_KEY: an ID's small number space would make a plain
-hash reversible, and the access log must still find every entry about one person. (BLAKE2b's keyed
-mode is a MAC made for this; HMAC-SHA256 through OpenSSL cost 4.3 µs a subject here, BLAKE2b 1.6.)
+checked against the entries too. Subject keys (citizen IDs, USCCs) are stored as keyed BLAKE2b
+MACs under HUILIU_AUDIT_KEY: an ID's small number space would make a plain hash reversible, and
+the access log must still find every entry about one person. (BLAKE2b's keyed mode is a MAC made
+for this; HMAC-SHA256 through OpenSSL cost 4.3 µs a subject here, BLAKE2b 1.6.)
 """
 
 from __future__ import annotations
@@ -83,11 +84,11 @@ class AuditLog:
         self.secret = secret or audit_secret()
         self.lock = threading.Lock()
         self.con = _connect(self.path)
-        # Committed to the WAL before the answer leaves; synced to disk at WAL checkpoints, which
-        # a background thread runs with the access index's upkeep (a checkpoint inside a request's commit cost it milliseconds;
-        # an fsync per entry capped the service near 600 requests/s). A process crash loses
-        # nothing; a power cut can lose the entries since the last checkpoint, and the head file
-        # then says so (`huiliu audit verify`).
+        # Committed to the WAL before the answer leaves; synced to disk at the WAL checkpoints a
+        # background thread runs (an fsync per entry capped the service near 600 requests/s; a
+        # checkpoint inside a commit stalls the event loop). A process crash loses nothing; a
+        # power cut can lose the entries since the last checkpoint, and the head file then says
+        # so (`huiliu audit verify`).
         self.con.execute("PRAGMA synchronous=NORMAL")
         self.con.execute("PRAGMA wal_autocheckpoint=0")
         self.con.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")  # WAL file truncated

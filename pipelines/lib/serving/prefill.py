@@ -21,9 +21,11 @@ from pipelines.lib.serving.templates import Template, release
 class RequestError(Exception):
     """A request the caller can fix: status code and the failing fields."""
 
-    def __init__(self, status: int, code: str, detail: str, fields: list[str] | None = None):
+    def __init__(self, status: int, code: str, detail: str, fields: list[str] | None = None,
+                 retry_after: float | None = None):
         super().__init__(detail)
         self.status, self.code, self.detail, self.fields = status, code, detail, fields or []
+        self.retry_after = retry_after  # seconds, for a 429
 
     def body(self) -> dict:
         return {"error": self.code, "detail": self.detail, "fields": self.fields}

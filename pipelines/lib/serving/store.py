@@ -130,10 +130,10 @@ UNAVAILABLE = {"status": "unavailable"}  # shared by every answer: never modifie
 class Entity:
     """One subject's entity and its golden fields, as the service answers them."""
 
-    __slots__ = ("_fields", "_src", "entity_id", "kind")
+    __slots__ = ("_fields", "_src", "entity_id")
 
-    def __init__(self, kind: str, entity_id: str, record: bytes) -> None:
-        self.kind, self.entity_id = kind, entity_id
+    def __init__(self, entity_id: str, record: bytes) -> None:
+        self.entity_id = entity_id
         r = orjson.loads(record)
         self._fields, self._src = r["f"], r["src"]
 
@@ -170,14 +170,11 @@ class Entity:
         return out
 
 
-_ONE = "SELECT entity_id, record FROM subjects WHERE kind = ? AND key = ?"
-_FEW_SQL = "SELECT key, entity_id, record FROM subjects WHERE kind = ? AND key IN ({})"
-_FEW: dict[int, str] = {}
-_MANY = """SELECT key, entity_id, json_extract(record, '$.f."' || ?1 || '"'),
-    json_extract(record, '$.src[' || json_extract(record, '$.f."' || ?2 || '"[1]') || ']')
-    FROM subjects WHERE kind = ?3 AND key IN (SELECT value FROM json_each(?4))"""
-_FEW_SQL = "SELECT key, entity_id, record FROM subjects WHERE kind = ? AND key IN ({})"
-_FEW: dict[int, str] = {}
+# a case's few subjects: one statement per list length (kept for lengths up to FEW)
+FEW = 8
+_FEW = {n: f"SELECT key, entity_id, record FROM subjects WHERE kind = ? AND key IN "
+           f"({', '.join('?' * n)})" for n in range(1, FEW + 1)}
+# a batch chunk's many: the keys as one JSON array
 _MANY = """SELECT key, entity_id, record FROM subjects
            WHERE kind = ? AND key IN (SELECT value FROM json_each(?))"""
 
@@ -203,36 +200,27 @@ class Store:
 
     def entity(self, kind: str, key: str) -> Entity | None:
         """The person (citizen ID) or enterprise (USCC) with this key, or None."""
-        row = self.cur.execute(_ONE, (kind, key)).fetchone()
-        return Entity(kind, *row) if row else None
+        return self.entities(kind, [key]).get(key)
 
     def entities(self, kind: str, keys: list[str]) -> dict[str, Entity]:
-        """A case's few subjects of one kind in one query; unknown keys are absent."""
-        if len(keys) == 1:
-            row = self.cur.execute(_ONE, (kind, keys[0])).fetchone()
-            return {keys[0]: Entity(kind, *row)} if row else {}
-        sql = _FEW.get(len(keys)) or _FEW.setdefault(len(keys), _FEW_SQL.format(
-            ", ".join("?" * len(keys))))
-        return {key: Entity(kind, entity_id, record)
-                for key, entity_id, record in self.cur.execute(sql, (kind, *keys))}
+        """Subjects of one kind in one query (a case's few); unknown keys are absent."""
+        return {key: Entity(entity_id, record)
+                for key, entity_id, record in self._rows(kind, keys)}
 
     def field_of_many(self, kind: str, keys: list[str], field: str) -> dict[str, tuple]:
-        """{key: (entity_id, field dict or None)} for many subjects and one golden field (what a
-        batch of checks needs), in one query."""
-        out = {}
-        for key, entity_id, record in self.con.execute(_MANY, [kind,
-                                                               orjson.dumps(keys).decode()]):
-            r = orjson.loads(record)
-            v = r["f"].get(field)
-            if v is None:
-                out[key] = (entity_id, None)
-                continue
-            s = r["src"][v[1]]
-            out[key] = (entity_id, {
-                "value": v[0], "provider": s[0], "resource": s[1], "batch_id": s[2],
-                "record_key": s[3], "as_of": s[4], "confidence": v[2], "disputed": v[3],
-                "in_conflict": v[4]})
-        return out
+        """{key: (entity_id, field dict or None)}: one golden field of many subjects (what a
+        batch of checks needs). Each record is dropped once its field is read: holding a
+        chunk's parsed records at once made the collector walk them (1M checks 38 -> 54 s)."""
+        return {key: (entity_id, Entity(entity_id, record).field(field))
+                for key, entity_id, record in self._rows(kind, keys)}
+
+    def _rows(self, kind: str, keys: list[str]):
+        """(key, entity_id, record) of the known keys, in one query whatever their number."""
+        if not keys:
+            return ()
+        if len(keys) <= FEW:
+            return self.cur.execute(_FEW[len(keys)], (kind, *keys))
+        return self.cur.execute(_MANY, (kind, orjson.dumps(keys).decode()))
 
     def close(self) -> None:
         self.con.close()

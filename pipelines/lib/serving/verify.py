@@ -24,17 +24,13 @@ def checks() -> dict[str, dict]:
     return yaml.safe_load(CHECKS.read_text(encoding="utf-8"))
 
 
-_RELEASE: dict[tuple, str | None] = {}  # entitlement per catalogue, check, consumer, purpose
-
-
-def _release(cat: Catalog, check: str, consumer: str, purpose: str) -> str | None:
-    key = (id(cat), check, consumer, purpose)
-    if key not in _RELEASE:
-        spec = checks()[check]
-        _RELEASE[key] = release(cat, TemplateField(
-            code=check, label_zh=spec["question_zh"], label_en=spec["question_en"],
-            golden=spec["golden"], source=spec["source"]), consumer, purpose)
-    return _RELEASE[key]
+@functools.cache
+def _check_field(check: str) -> TemplateField:
+    """A check as the field whose sharing condition decides who may ask it (release() caches
+    the decision per consumer and purpose)."""
+    spec = checks()[check]
+    return TemplateField(code=check, label_zh=spec["question_zh"], label_en=spec["question_en"],
+                         golden=spec["golden"], source=spec["source"])
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def answer(check: Check, cat: Catalog, consumer: str, purpose: str,
            found: tuple[str, dict | None] | None, other_entity_id: str | None) -> dict:
     """The answer to a parsed check, from the subject's (entity id, golden field) as the store
     holds them (None: unknown subject) and the other subject's entity id, if any."""
-    reason = _release(cat, check.name, consumer, purpose)
+    reason = release(cat, _check_field(check.name), consumer, purpose)
     if reason:
         return {"check": check.name, "status": "withheld", "reason": reason}
     if found is None:
@@ -116,12 +112,10 @@ def answer(check: Check, cat: Catalog, consumer: str, purpose: str,
 
 def verify_one(store: Store, cat: Catalog, consumer: str, purpose: str, item) -> tuple[dict, Check]:
     """One check (POST /v1/verify); a malformed one raises RequestError."""
-    check = parse_check(item)
-    entity = store.entity(check.spec["subject"], check.key)
-    found = None if entity is None else (entity.entity_id, entity.field(check.spec["golden"]))
-    other = store.entity(check.spec["other"], check.other_key) if check.other_key else None
-    return answer(check, cat, consumer, purpose, found,
-                  other.entity_id if other else None), check
+    result = verify_many(store, cat, consumer, purpose, [item])[0]
+    if isinstance(result, RequestError):
+        raise result
+    return result
 
 
 def verify_many(store: Store, cat: Catalog, consumer: str, purpose: str,
