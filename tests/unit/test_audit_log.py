@@ -143,3 +143,27 @@ def test_the_write_ahead_log_is_restarted_under_steady_writes(tmp_path, monkeypa
     a.close()
     assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
     assert verify(path) == []
+
+
+def test_one_writer_keeps_its_write_ahead_log_small_without_a_restart(tmp_path, monkeypatch):
+    """The upkeep's last checkpoint runs with the process's writer paused, so it copies every
+    frame and the next commit starts the WAL afresh: it stays a few upkeep rounds long (the
+    forced restart, here out of reach, is only for several writer processes)."""
+    import time
+
+    from pipelines.lib.serving import audit
+
+    monkeypatch.setattr(audit, "WAL_RESTART_BYTES", 2**40)
+    monkeypatch.setattr(audit, "UPKEEP_EVERY_S", 0.02)
+    path = tmp_path / "audit.sqlite"
+    a = AuditLog(path, SECRET)
+    largest, deadline = 0, time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        a.append_many([{"consumer": "WJW", "purpose": "NEWBORN", "template": "NEWBORN",
+                        "case_id": "C", "subjects": ["1:500103198001020113"],
+                        "released": ["mother.name"] * 40, "withheld": [], "answer": b"x"}] * 20)
+        time.sleep(0.0005)  # a service's writer has the rest of a request between commits
+        largest = max(largest, (tmp_path / "audit.sqlite-wal").stat().st_size)
+    a.close()
+    assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
+    assert verify(path) == []
