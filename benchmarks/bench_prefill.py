@@ -62,13 +62,15 @@ def wait_up(url: str, proc) -> None:
 
 
 def peak_rss_mb(pid: int) -> float:
-    """Peak RSS of the process and its children (uvicorn's workers), summed."""
+    """Peak RSS of the process and all its descendants (uvicorn's workers, the audit log's
+    writers), summed."""
     total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    for p in [pid, *map(int, children.read_text().split())]:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) / 1024
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += peak_rss_mb(int(child))
     return total
 
 

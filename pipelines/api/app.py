@@ -13,6 +13,7 @@ Every answer is written to the hash-chained audit log before it is sent. Credent
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -28,9 +29,10 @@ from starlette.routing import Route
 
 from pipelines.api.json_endpoint import HotPaths, JsonEndpoint, error_answer, json_object
 from pipelines.lib.catalog import catalog
-from pipelines.lib.serving.audit import AuditLog
+from pipelines.lib.serving.access_index import AccessIndex
+from pipelines.lib.serving.audit import audit_secret, entries_about
+from pipelines.lib.serving.audit_writer import AuditWriter
 from pipelines.lib.serving.credentials import Credentials
-from pipelines.lib.serving.group_commit import GroupCommit
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
 from pipelines.lib.serving.store import Store
 from pipelines.lib.serving.templates import templates
@@ -74,8 +76,10 @@ class Service:
         self.cat = catalog()
         self.templates = templates()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
-        self.audit = AuditLog(serving_dir / "audit.sqlite")
-        self.audited = GroupCommit(self.audit)
+        self.audit_path = serving_dir / "audit.sqlite"
+        self.audit_secret = audit_secret()
+        self.audited = AuditWriter(self.audit_path)  # creates the log (and its index) if new
+        self.access = AccessIndex(self.audit_path)
         self.limiter = RateLimiter(rate)
         self.link = str(serving_dir / "current.sqlite")
         self.store_target: str | None = None
@@ -114,6 +118,20 @@ class Service:
                           self.store_target, error)
                 self.warming_failed = True
         return self.store
+
+    def close(self) -> None:
+        """Outside the event loop (tests); the service's shutdown awaits `aclose`."""
+        self.audited.close()
+        self._close_readers()
+
+    async def aclose(self) -> None:
+        await self.audited.aclose()
+        self._close_readers()
+
+    def _close_readers(self) -> None:
+        self.access.close()
+        if self.store is not None:
+            self.store.close()
 
     def _switch(self, target: str, store: Store) -> None:
         old, self.store, self.store_target, self.warming = self.store, store, target, None
@@ -251,7 +269,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
                                    "or USCC", ["subject"])
         except RequestError as e:
             return error(e)
-        entries = svc.audit.about(f"{kind}:{key}")
+        entries = entries_about(svc.access, svc.audit_secret, f"{kind}:{key}")
         return _Json({"subject": key, "entries": [
             {k: (orjson.loads(e[k]) if k in ("released", "withheld") else e[k])
              for k in ("seq", "at", "consumer", "purpose", "template", "case_id", "released",
@@ -285,7 +303,12 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
     gc.set_threshold(20_000, 20, 20)
     hot = {"/v1/prefill": JsonEndpoint(prefill_endpoint),
            "/v1/verify": JsonEndpoint(verify_endpoint)}
-    return HotPaths(Starlette(routes=[
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        yield
+        await svc.aclose()  # the audit writer commits what it was sent before the service exits
+
+    return HotPaths(Starlette(lifespan=lifespan, routes=[
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/v1/batch", batch_endpoint, methods=["POST"]),
         Route("/v1/access-log", access_log, methods=["GET"]),

@@ -126,4 +126,4 @@ def test_the_service_keeps_the_old_store_when_a_new_one_cannot_be_opened(store, 
     fresh = build_store(tmp_path / "wh.duckdb", serving)  # switches the link itself
     point_to(fresh.name, lambda: svc.store_target == fresh.name)
     assert svc.store_target == fresh.name and svc.current_store() is not first
-    svc.audit.close()
+    svc.close()

@@ -194,8 +194,7 @@ class AuditLog:
 
     def about(self, subject_key: str) -> list[dict]:
         """Every entry naming this subject (the data subject's access log)."""
-        rows = self.index.entries_about(subject_hash(subject_key, self.secret))
-        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+        return entries_about(self.index, self.secret, subject_key)
 
     def close(self) -> None:
         self._stop.set()
@@ -210,6 +209,12 @@ def _connect(path: Path) -> sqlite3.Connection:
                           timeout=BUSY_TIMEOUT_MS / 1000)
     con.execute("PRAGMA journal_mode=WAL")
     return con
+
+
+def entries_about(index: AccessIndex, secret: bytes, subject_key: str) -> list[dict]:
+    """Every entry naming this subject, through the log's access index."""
+    rows = index.entries_about(subject_hash(subject_key, secret))
+    return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
 def audit_secret() -> bytes:
