@@ -167,3 +167,32 @@ def test_one_writer_keeps_its_write_ahead_log_small_without_a_restart(tmp_path, 
     a.close()
     assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
     assert verify(path) == []
+
+
+def test_an_access_index_of_an_older_layout_is_rebuilt_from_the_log(log):
+    """The index is derived: one of another layout (here the first one, with a stale row) is
+    dropped and rebuilt from the entries when the log is next opened."""
+    index_path(log).unlink()
+    tamper(index_path(log), "CREATE TABLE access (subject TEXT, seq INTEGER)",
+           "CREATE TABLE upto (seq INTEGER)", "INSERT INTO upto VALUES (5)",
+           "INSERT INTO access VALUES ('stale', 1)")
+    a = AuditLog(log, SECRET)
+    a.close()  # its background thread indexes the entries before it stops
+    a = AuditLog(log, SECRET)
+    assert [e["case_id"] for e in a.about("1:500103198001020112")] == ["C2"]
+    a.close()
+    assert verify(log) == []
+
+
+def test_an_index_row_pointing_at_another_subjects_entry_shows_nothing_of_it(log):
+    """Index keys are short prefixes of the subject MACs: whatever they point at, the access log
+    keeps only entries that name the whole MAC (and `audit verify` reports the false row)."""
+    from pipelines.lib.serving.access_index import KEY_DIGITS
+    from pipelines.lib.serving.audit import subject_hash
+
+    key = subject_hash("1:500103198001020111", SECRET)[:KEY_DIGITS]
+    tamper(index_path(log), f"INSERT INTO access VALUES ('{key}', 3)")
+    a = AuditLog(log, SECRET)
+    assert [e["case_id"] for e in a.about("1:500103198001020111")] == ["C1"]
+    a.close()
+    assert kinds(log) == [(3, "index")]
