@@ -123,50 +123,45 @@ def test_the_access_log_includes_entries_not_indexed_yet(log):
     assert verify(log) == []
 
 
-def test_the_write_ahead_log_is_restarted_under_steady_writes(tmp_path, monkeypatch):
-    """A passive checkpoint never drains a WAL that is written all the time; past its bound the
-    writer restarts it, and the chain stays whole across restarts."""
+def largest_wal_under_steady_writes(path, monkeypatch, restart_bytes: int, pause_s: float) -> int:
+    """The largest the log's WAL gets over 1.5 s of groups of 20 entries, `pause_s` apart, with
+    the upkeep running every 20 ms; the chain must stay whole."""
     import time
 
     from pipelines.lib.serving import audit
 
-    monkeypatch.setattr(audit, "WAL_RESTART_BYTES", 256 * 1024)
+    monkeypatch.setattr(audit, "WAL_RESTART_BYTES", restart_bytes)
     monkeypatch.setattr(audit, "UPKEEP_EVERY_S", 0.02)
-    path = tmp_path / "audit.sqlite"
     a = AuditLog(path, SECRET)
     largest, deadline = 0, time.monotonic() + 1.5
     while time.monotonic() < deadline:
         a.append_many([{"consumer": "WJW", "purpose": "NEWBORN", "template": "NEWBORN",
                         "case_id": "C", "subjects": ["1:500103198001020113"],
                         "released": ["mother.name"] * 40, "withheld": [], "answer": b"x"}] * 20)
-        largest = max(largest, (tmp_path / "audit.sqlite-wal").stat().st_size)
+        if pause_s:
+            time.sleep(pause_s)
+        largest = max(largest, path.with_name(path.name + "-wal").stat().st_size)
     a.close()
-    assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
     assert verify(path) == []
+    return largest
+
+
+def test_the_write_ahead_log_is_restarted_under_steady_writes(tmp_path, monkeypatch):
+    """A passive checkpoint never drains a WAL that is written all the time; past its bound the
+    writer restarts it, and the chain stays whole across restarts."""
+    largest = largest_wal_under_steady_writes(tmp_path / "audit.sqlite", monkeypatch,
+                                              restart_bytes=256 * 1024, pause_s=0)
+    assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
 
 
 def test_one_writer_keeps_its_write_ahead_log_small_without_a_restart(tmp_path, monkeypatch):
     """The upkeep's last checkpoint runs with the process's writer paused, so it copies every
     frame and the next commit starts the WAL afresh: it stays a few upkeep rounds long (the
-    forced restart, here out of reach, is only for several writer processes)."""
-    import time
-
-    from pipelines.lib.serving import audit
-
-    monkeypatch.setattr(audit, "WAL_RESTART_BYTES", 2**40)
-    monkeypatch.setattr(audit, "UPKEEP_EVERY_S", 0.02)
-    path = tmp_path / "audit.sqlite"
-    a = AuditLog(path, SECRET)
-    largest, deadline = 0, time.monotonic() + 1.5
-    while time.monotonic() < deadline:
-        a.append_many([{"consumer": "WJW", "purpose": "NEWBORN", "template": "NEWBORN",
-                        "case_id": "C", "subjects": ["1:500103198001020113"],
-                        "released": ["mother.name"] * 40, "withheld": [], "answer": b"x"}] * 20)
-        time.sleep(0.0005)  # a service's writer has the rest of a request between commits
-        largest = max(largest, (tmp_path / "audit.sqlite-wal").stat().st_size)
-    a.close()
+    forced restart, here out of reach, is only for several writer processes). The writer pauses
+    between groups as a service's does for the rest of its requests."""
+    largest = largest_wal_under_steady_writes(tmp_path / "audit.sqlite", monkeypatch,
+                                              restart_bytes=2**40, pause_s=0.0005)
     assert largest < 8 * 2**20, f"the WAL grew to {largest} bytes"
-    assert verify(path) == []
 
 
 def test_an_access_index_of_an_older_layout_is_rebuilt_from_the_log(log):
