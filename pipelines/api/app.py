@@ -76,10 +76,10 @@ class Service:
         self.cat = catalog()
         self.templates = templates()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
-        self.audit_path = serving_dir / "audit.sqlite"
+        audit_path = serving_dir / "audit.sqlite"
         self.audit_secret = audit_secret()
-        self.audited = AuditWriter(self.audit_path)  # creates the log (and its index) if new
-        self.access = AccessIndex(self.audit_path)
+        self.audited = AuditWriter(audit_path)  # creates the log (and its index) if new
+        self.access = AccessIndex(audit_path)
         self.limiter = RateLimiter(rate)
         self.link = str(serving_dir / "current.sqlite")
         self.store_target: str | None = None

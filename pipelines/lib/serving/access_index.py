@@ -31,6 +31,11 @@ LAYOUT = 2  # PRAGMA user_version of the index file; an index of another layout 
 KEY_DIGITS = 16
 
 
+def index_key(subject_hash: str) -> str:
+    """The index's key for a subject MAC (the catch-up's SQL takes the same prefix)."""
+    return subject_hash[:KEY_DIGITS]
+
+
 class AccessIndex:
     def __init__(self, audit_path: Path) -> None:
         self.con = sqlite3.connect(f"file:{index_path(audit_path)}", uri=True, timeout=30,
@@ -90,7 +95,7 @@ class AccessIndex:
             "SELECT a.* FROM access x JOIN log.audit a USING (seq) WHERE x.subject = ? "
             "AND x.seq <= ? AND instr(a.subjects, ?) > 0 UNION ALL SELECT * FROM log.audit "
             "WHERE seq > ? AND instr(subjects, ?) > 0 ORDER BY 1",
-            [subject_hash[:KEY_DIGITS], upto, subject_hash, upto, subject_hash]).fetchall()
+            [index_key(subject_hash), upto, subject_hash, upto, subject_hash]).fetchall()
 
     def close(self) -> None:
         self.con.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from pipelines.lib.serving.access_index import KEY_DIGITS, AccessIndex, indexed_pairs
+from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_pairs
 
 GENESIS = "0" * 64
 COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects", "released",
@@ -262,7 +262,7 @@ def verify(path: Path) -> list[Problem]:
                                     f"({h[:12]}…) is last; the log ends at {len(rows)}"))
     index = indexed_pairs(path)
     upto, indexed = index if index else (0, set())
-    expected = {(s[:KEY_DIGITS], e["seq"]) for e in rows if e["seq"] <= upto
+    expected = {(index_key(s), e["seq"]) for e in rows if e["seq"] <= upto
                 for s in orjson.loads(e["subjects"])}
     for seq in sorted({q for _, q in expected ^ indexed}):
         problems.append(Problem(seq, "index", f"the access log's index differs from entry {seq}'s "

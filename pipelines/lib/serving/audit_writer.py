@@ -4,8 +4,8 @@ Writing the audit log cost the service's single event-loop core a third of each 
 (preparing the entry, chaining its hash, the SQLite commit, and the upkeep thread's checkpoints
 and indexing competing for the same interpreter): measured with the log switched off, the
 service answered 20-47 % more requests. So each service process starts a writer process of its
-own, on the machine's other core, and hands it the entries of one event-loop turn in one message;
-each answer is sent only once the writer has committed its entry (an answer whose entry could not
+own, on the machine's other core, and hands it a few entries at a time (SEND_EVERY, or what one
+event-loop turn has when fewer); each answer is sent only once the writer has committed its entry (an answer whose entry could not
 be written is not sent: its caller gets a 500). Several service processes each have a writer and
 extend one chain (see AuditLog).
 
@@ -139,8 +139,8 @@ class _Acks(asyncio.Protocol):
 
 
 class AuditWriter:
-    """The service's side: `await append(...)` returns once the entry is committed; the entries
-    of one event-loop turn go to the writer process together."""
+    """The service's side: `await append(...)` returns once the entry is committed; entries go
+    to the writer process SEND_EVERY at a time, and the rest of an event-loop turn at its end."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -274,6 +274,7 @@ class AuditWriter:
                 log.error("the audit log's writer did not stop within 30 s; killed")
                 self.proc.kill()
                 self.proc.wait()
+
 
 if __name__ == "__main__":
     # interrupted with the service (Ctrl-C reaches the whole process group) the writer keeps
