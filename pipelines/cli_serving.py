@@ -117,9 +117,9 @@ def audit_group() -> None:
 @_home_opt
 def verify_cmd(home):
     """Check every entry's hash and the chain; exit 1 naming each place it was altered."""
-    from pipelines.lib.serving.audit import verify
+    from pipelines.lib.serving.audit import AUDIT_LOG, verify
 
-    path = _serving_dir(home) / "audit.sqlite"
+    path = _serving_dir(home) / AUDIT_LOG
     if not path.exists():
         raise click.ClickException(f"no audit log at {path}")
     problems = verify(path)
@@ -127,5 +127,6 @@ def verify_cmd(home):
         click.echo(f"audit log intact: {path}")
         return
     for p in problems:
-        click.echo(f"entry {p.seq}: {p.kind} — {p.detail}")
+        where = f"entry {p.seq}" if p.seq is not None else "log"
+        click.echo(f"{where}: {p.kind} — {p.detail}")
     raise SystemExit(1)

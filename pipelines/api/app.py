@@ -30,7 +30,7 @@ from starlette.routing import Route
 from pipelines.api.json_endpoint import HotPaths, JsonEndpoint, error_answer, json_object
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.access_index import AccessIndex
-from pipelines.lib.serving.audit import audit_secret, entries_about
+from pipelines.lib.serving.audit import AUDIT_LOG, audit_secret, entries_about
 from pipelines.lib.serving.audit_writer import AuditWriter
 from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
@@ -76,7 +76,7 @@ class Service:
         self.cat = catalog()
         self.templates = templates()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
-        audit_path = serving_dir / "audit.sqlite"
+        audit_path = serving_dir / AUDIT_LOG
         self.audit_secret = audit_secret()
         self.audited = AuditWriter(audit_path)  # creates the log (and its index) if new
         self.access = AccessIndex(audit_path)
@@ -271,8 +271,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
             return error(e)
         entries = entries_about(svc.access, svc.audit_secret, f"{kind}:{key}")
         return _Json({"subject": key, "entries": [
-            {k: (orjson.loads(e[k]) if k in ("released", "withheld") else e[k])
-             for k in ("seq", "at", "consumer", "purpose", "template", "case_id", "released",
+            {k: e[k] for k in ("seq", "at", "consumer", "purpose", "template", "case_id", "released",
                        "withheld")} for e in entries]})
 
     async def templates_endpoint(_: Request) -> Response:

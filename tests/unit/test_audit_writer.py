@@ -4,11 +4,11 @@ that dies fails only the answers it had not confirmed, and the next entry starts
 import asyncio
 import os
 import signal
-import sqlite3
 
 import pytest
 
 from pipelines.lib.serving.audit import verify
+from pipelines.lib.serving.audit_lines import parse_line, read_lines
 from pipelines.lib.serving.audit_writer import AuditWriter, encode_group, take_groups
 
 
@@ -24,15 +24,11 @@ def entry(case_id: str, answer: bytes = b'{"ok":true}') -> dict:
 
 
 def cases_in(path) -> list[str]:
-    con = sqlite3.connect(path)
-    try:
-        return [c for (c,) in con.execute("SELECT case_id FROM audit ORDER BY seq")]
-    finally:
-        con.close()
+    return [parse_line(line)["case_id"] for _, line in read_lines(path)]
 
 
 def test_every_entry_is_committed_when_its_append_returns(tmp_path):
-    path = tmp_path / "audit.sqlite"
+    path = tmp_path / "audit.jsonl"
 
     async def main():
         writer = AuditWriter(path)
@@ -52,7 +48,7 @@ def test_every_entry_is_committed_when_its_append_returns(tmp_path):
 
 
 def test_a_writer_that_dies_fails_what_it_had_not_confirmed_and_a_new_one_takes_over(tmp_path):
-    path = tmp_path / "audit.sqlite"
+    path = tmp_path / "audit.jsonl"
 
     async def main():
         writer = AuditWriter(path)
@@ -79,7 +75,7 @@ def test_a_writer_that_dies_fails_what_it_had_not_confirmed_and_a_new_one_takes_
 def test_a_log_that_cannot_be_opened_stops_the_service_with_the_reason(tmp_path):
     (tmp_path / "not-a-directory").write_text("")
     with pytest.raises(RuntimeError, match="did not start"):
-        AuditWriter(tmp_path / "not-a-directory" / "audit.sqlite")
+        AuditWriter(tmp_path / "not-a-directory" / "audit.jsonl")
 
 
 def test_a_group_arriving_in_pieces_is_read_whole_and_in_order():

@@ -1,40 +1,48 @@
 """Append-only, hash-chained audit log of every prefill and verification answer.
 
-Each entry carries the previous entry's hash and its own: sha256 over the previous hash and the
-entry's canonical JSON (sequence number included). An edited entry no longer matches its hash; a
-deleted, inserted or reordered one breaks the sequence or the chain; a deleted last entry no longer
-matches the head written beside the log with every commit. The access log's subject index is
-checked against the entries too. Subject keys (citizen IDs, USCCs) are stored as keyed BLAKE2b
-MACs under HUILIU_AUDIT_KEY: an ID's small number space would make a plain hash reversible, and
-the access log must still find every entry about one person. (BLAKE2b's keyed mode is a MAC made
-for this; HMAC-SHA256 through OpenSSL cost 4.3 µs a subject here, BLAKE2b 1.6.)
+The log is a file of JSON lines, one entry a line, only ever appended to. Each entry carries the
+previous entry's hash and its own: sha256 over the previous hash and the entry's canonical JSON
+(every field but the hash, sequence number included, as the compact array the line begins with).
+An edited entry no longer matches its hash; a deleted, inserted or reordered one breaks the
+sequence or the chain; a deleted last entry no longer matches the head written beside the log with
+every commit. The access log's subject index is checked against the entries too.
+
+Subject keys (citizen IDs, USCCs) are stored as keyed BLAKE2b MACs under HUILIU_AUDIT_KEY: an ID's
+small number space would make a plain hash reversible, and the access log must still find every
+entry about one person. (BLAKE2b's keyed mode is a MAC made for this; HMAC-SHA256 through OpenSSL
+cost 4.3 µs a subject here, BLAKE2b 1.6.)
+
+Why a file and not a database table: the log is only appended and read in order. In SQLite's WAL
+the entries had to be checkpointed into the table and the WAL restarted, which meant pausing the
+writer for two fsyncs (12-15 ms, every second, under load: the service's p99). A file takes one
+write a group and an fdatasync a second beside the writer, and never pauses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import hashlib
+import logging
 import os
-import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_pairs
+from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_rows
+from pipelines.lib.serving.audit_lines import COLUMNS, parse_line, read_lines
 
+log = logging.getLogger(__name__)
+
+AUDIT_LOG = "audit.jsonl"  # in the serving directory
 GENESIS = "0" * 64
-COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects", "released",
-           "withheld", "answer_digest", "prev_hash", "hash")
 UPKEEP_EVERY_S = 1.0
-BULK_PASSES = 3  # checkpoints beside the writer before the one that pauses it
-# bounds the WAL on disk when several processes write (one process's WAL restarts every upkeep
-# round); a restart holds the writer ~150 ms here (the frames since the last passive checkpoint
-# and an fsync), so it is rare
-WAL_RESTART_BYTES = 256 * 2**20
-BUSY_TIMEOUT_MS = 30_000
+TAIL_READ = 64 * 1024  # bytes read at a time when looking for the last entry from the end
 
 
 def subject_hash(key: str, secret: bytes) -> str:
@@ -49,23 +57,23 @@ def _mac_key(secret: bytes) -> bytes:
 
 def _canonical(entry: dict) -> bytes:
     """The bytes an entry's hash covers: its fields but the hash, in column order, as a compact
-    JSON array."""
+    JSON array (a line is this array with the hash added)."""
     return orjson.dumps([entry[k] for k in COLUMNS[:-1]])
 
 
-def _entry_hash(prev_hash: str, entry: dict) -> str:
-    return hashlib.sha256(prev_hash.encode() + _canonical(entry)).hexdigest()
+def _entry_hash(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
-def _json_list(items) -> str:
+def _json_list(items) -> orjson.Fragment:
     if len(items) > 64:  # a batch chunk's lists: unique, not worth keeping
-        return orjson.dumps(sorted(items)).decode()
+        return orjson.Fragment(orjson.dumps(sorted(items)))
     return _sorted_json(tuple(items))
 
 
 @functools.lru_cache(maxsize=4096)  # a template's released/withheld lists recur request after
-def _sorted_json(items: tuple) -> str:  # request: sorted and serialised once
-    return orjson.dumps(sorted(items)).decode()
+def _sorted_json(items: tuple) -> orjson.Fragment:  # request: sorted and serialised once
+    return orjson.Fragment(orjson.dumps(sorted(items)))
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,8 @@ class Problem:
 
 
 class AuditLog:
-    """Appends are serialised by a lock in the process and by SQLite's write lock between
-    processes: each group reads the chain's head inside its write transaction, so several service
+    """Appends are serialised by a lock in the process and by an exclusive lock on the file
+    between processes: each group finds the chain's head under that lock, so several service
     workers extend one chain."""
 
     def __init__(self, path: Path, secret: bytes | None = None) -> None:
@@ -85,25 +93,14 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.secret = secret or audit_secret()
         self.lock = threading.Lock()
-        self.con = _connect(self.path)
-        # Committed to the WAL before the answer leaves; synced to disk at the WAL checkpoints a
-        # background thread runs (an fsync per entry capped the service near 600 requests/s; a
-        # checkpoint inside a commit stalls the event loop). A process crash loses nothing; a
-        # power cut can lose the entries since the last checkpoint, and the head file then says
-        # so (`huiliu audit verify`).
-        self.con.execute("PRAGMA synchronous=NORMAL")
-        self.con.execute("PRAGMA wal_autocheckpoint=0")
-        self.con.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")  # WAL file truncated
-        self.con.execute("BEGIN IMMEDIATE")
-        self.con.execute("""CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at TEXT,
-            consumer TEXT, purpose TEXT, template TEXT, case_id TEXT, subjects TEXT,
-            released TEXT, withheld TEXT, answer_digest TEXT, prev_hash TEXT, hash TEXT)""")
-        self.con.execute("COMMIT")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         # the head beside the log, rewritten in place with one fixed-size write per group
         self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-        self._write_head(*self._last())
+        with self.lock, _file_lock(self.fd):
+            self._tail = self._find_tail()
+            self._check_head(*self._tail[1:])
+            self._write_head(*self._tail[1:])
         self.index = AccessIndex(self.path)
-        self._restart_due = False
         self._stop = threading.Event()
         self._upkeep = threading.Thread(target=self._upkeep_loop, daemon=True,
                                         name="audit-upkeep")
@@ -111,41 +108,37 @@ class AuditLog:
 
     def append(self, **item) -> dict:
         """One entry (consumer, purpose, template, case_id, subjects, released, withheld,
-        answer bytes); committed when this returns."""
+        answer bytes); written when this returns."""
         return self.append_many([item])[0]
 
     def append_many(self, items: list[dict]) -> list[dict]:
-        """Several entries in one transaction (the service's group commit), in order."""
-        prepared = [self._prepare(**i) for i in items]
-        with self.lock:
-            self.con.execute("BEGIN IMMEDIATE")
-            try:
-                seq, head = self._last()  # another worker may have appended since
-                for e in prepared:
-                    seq += 1
-                    e["seq"], e["prev_hash"] = seq, head
-                    e["hash"] = head = _entry_hash(head, e)
-                self.con.executemany(f"INSERT INTO audit VALUES ({', '.join('?' * len(COLUMNS))})",
-                                     [[e[k] for k in COLUMNS] for e in prepared])
-                self._write_head(seq, head)  # under the write lock: heads land in chain order
-                self.con.execute("COMMIT")
-                if self._restart_due:
-                    self._restart_wal()
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                self._write_head(*self._last())
-                raise
-        return prepared
+        """Several entries in one write (the service's group commit), in order.
 
-    def _restart_wal(self) -> None:
-        """Checkpoint the few frames left and start the WAL afresh; if a reader holds it, give
-        up at once and try after the next commit."""
-        self.con.execute("PRAGMA busy_timeout = 0")
-        try:
-            busy = self.con.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
-        finally:
-            self.con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._restart_due = bool(busy)
+        Written means in the operating system's hands: a crash of the service loses nothing; a
+        power cut loses what the upkeep has not synced yet (a second at most), and the head then
+        says so (`huiliu audit verify`). An fsync per group capped the service near 600
+        requests/s."""
+        prepared = [self._prepare(**i) for i in items]
+        with self.lock, _file_lock(self.fd):
+            size, seq, head = self._tail
+            if os.fstat(self.fd).st_size != size:  # another worker appended since (or a crash)
+                size, seq, head = self._find_tail()
+            lines = []
+            for e in prepared:
+                seq += 1
+                e["seq"], e["prev_hash"] = seq, head
+                canonical = _canonical(e)
+                e["hash"] = head = _entry_hash(e["prev_hash"], canonical)
+                lines.append(canonical[:-1] + b',"' + head.encode() + b'"]\n')
+            data = b"".join(lines)
+            try:
+                _write_all(self.fd, data)
+            except BaseException:
+                self._tail = (-1, 0, GENESIS)  # found again from the file at the next append
+                raise
+            self._tail = (size + len(data), seq, head)
+            self._write_head(seq, head)  # under the file lock: heads land in chain order
+        return prepared
 
     def _prepare(self, *, consumer: str, purpose: str, template: str, case_id: str,
                  subjects: list[str], released: list[str], withheld: list[str],
@@ -153,48 +146,49 @@ class AuditLog:
         return {"at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
                 "consumer": consumer, "purpose": purpose, "template": template,
                 "case_id": case_id,
-                "subjects": orjson.dumps(sorted({subject_hash(s, self.secret)
-                                                 for s in subjects})).decode(),
+                "subjects": sorted({subject_hash(s, self.secret) for s in subjects}),
                 "released": _json_list(released), "withheld": _json_list(withheld),
                 "answer_digest": hashlib.sha256(answer).hexdigest()}
 
-    def _last(self) -> tuple[int, str]:
-        last = self.con.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return last if last else (0, GENESIS)
+    def _find_tail(self) -> tuple[int, int, str]:
+        """(size, last seq, last hash) from the file itself. A last line cut short (a process
+        killed in the middle of a large write, a power cut) is ended with a newline and left in
+        place: the chain goes on from the last whole entry, and `verify` reports the fragment."""
+        size = os.fstat(self.fd).st_size
+        if size and os.pread(self.fd, 1, size - 1) != b"\n":
+            log.warning("the audit log %s ends in a partial entry: closed with a newline and "
+                        "kept; `huiliu audit verify` reports it", self.path)
+            size += os.write(self.fd, b"\n")
+        for entry in _entries_from_the_end(self.fd, size):
+            return size, entry["seq"], entry["hash"]
+        return size, 0, GENESIS
+
+    def _check_head(self, seq: int, head: str) -> None:
+        """A head beyond the log's last entry means entries were cut off the end (or a power cut
+        lost them). Appends go on from the log; the old head is kept beside it as evidence."""
+        written = os.pread(self.head_fd, 128, 0).split()
+        if len(written) == 2 and written[0].isdigit() and int(written[0]) > seq:
+            kept = self.path.with_name(f"{self.path.name}.cut-at-{int(written[0])}.head")
+            kept.write_text(f"{written[0].decode()} {written[1].decode()}\n")
+            log.error("the audit log %s ends at entry %d but its head named entry %d: entries "
+                      "were cut off the end (or lost in a power cut); the head is kept in %s",
+                      self.path, seq, int(written[0]), kept)
 
     def _write_head(self, seq: int, head: str) -> None:
         os.pwrite(self.head_fd, f"{seq:020d} {head}\n".encode(), 0)
 
     def _upkeep_loop(self) -> None:
-        """Every second: sync the WAL into the file (checkpoint) and index the new entries."""
-        con = _connect(self.path)
+        """Every second: sync the log to disk and index the new entries, beside the writer (an
+        fdatasync does not stop appends to the file)."""
         index = AccessIndex(self.path)
-        wal = f"{self.path}-wal"
         while not self._stop.wait(UPKEEP_EVERY_S):
             try:
-                # Under steady writes a checkpoint beside the writer never drains the WAL (new
-                # frames arrive while it copies), so the WAL never restarts and grows without
-                # bound (80 MB in 1.5 s of a test's writes). So the bulk is copied beside the
-                # writer, then the few frames since with this process's writer paused: all
-                # copied, the next commit starts the WAL afresh (3 MB at most in that test).
-                # The bulk goes in passes, each copying what arrived during the one before: the
-                # pause (its two fsyncs) held the writer 13-18 ms after one pass, after three
-                # 1-2 ms half the time, 12-15 ms otherwise.
-                for _ in range(BULK_PASSES):
-                    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                with self.lock:
-                    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                # Writers in other processes can still keep it from draining: past a size the
-                # writer is asked to restart it after its next commit (from this thread it
-                # would also hold the writer in SQLite's busy back-off).
-                if os.path.exists(wal) and os.path.getsize(wal) > WAL_RESTART_BYTES:
-                    self._restart_due = True
+                os.fdatasync(self.fd)
                 index.catch_up()
-            except sqlite3.OperationalError:  # busy: the next round will do
-                pass
-        con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # the next round tries again; the log itself is not at stake
+                log.exception("audit log upkeep failed")
+        os.fdatasync(self.fd)
         index.catch_up()
-        con.close()
         index.close()
 
     def about(self, subject_key: str) -> list[dict]:
@@ -206,20 +200,45 @@ class AuditLog:
         self._upkeep.join()
         self.index.close()
         os.close(self.head_fd)
-        self.con.close()
+        os.close(self.fd)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                          timeout=BUSY_TIMEOUT_MS / 1000)
-    con.execute("PRAGMA journal_mode=WAL")
-    return con
+@contextlib.contextmanager
+def _file_lock(fd: int) -> Iterator[None]:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _entries_from_the_end(fd: int, size: int) -> Iterator[dict]:
+    """The whole entries of the file, last first, reading back from byte `size`."""
+    end, carry = size, b""
+    while end > 0:
+        start = max(0, end - TAIL_READ)
+        chunk = os.pread(fd, end - start, start) + carry
+        lines = chunk.split(b"\n")
+        carry = lines[0] if start else b""  # may continue in the chunk before
+        for line in reversed(lines[1:] if start else lines):
+            if line and (entry := parse_line(line)) is not None:
+                yield entry
+        end = start
+    if carry and (entry := parse_line(carry)) is not None:
+        yield entry
 
 
 def entries_about(index: AccessIndex, secret: bytes, subject_key: str) -> list[dict]:
     """Every entry naming this subject, through the log's access index."""
-    rows = index.entries_about(subject_hash(subject_key, secret))
-    return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+    wanted = subject_hash(subject_key, secret)
+    return [e for e in map(parse_line, index.lines_about(wanted))
+            if e is not None and wanted in e["subjects"]]
 
 
 def audit_secret() -> bytes:
@@ -236,35 +255,43 @@ def _head_path(path: Path) -> Path:
 
 def verify(path: Path) -> list[Problem]:
     """Every place the log differs from an untouched chain, in order; [] when intact."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    rows = [dict(zip(COLUMNS, r, strict=True))
-            for r in con.execute("SELECT * FROM audit ORDER BY rowid").fetchall()]
-    con.close()
     problems: list[Problem] = []
-    prev = GENESIS
-    for i, e in enumerate(rows, start=1):
-        if e["seq"] != i:
-            kind = "deleted" if e["seq"] > i else ("reordered" if e["seq"] < i else "inserted")
-            problems.append(Problem(e["seq"], kind, f"entry {i} in the file has sequence "
-                                                     f"{e['seq']}"))
+    prev, expected_seq, index_rows = GENESIS, 0, set()
+    indexed = indexed_rows(path)
+    upto, in_index = indexed if indexed else (0, set())
+    for number, (offset, line) in enumerate(read_lines(path), start=1):
+        e = parse_line(line)
+        if e is None:
+            problems.append(Problem(None, "edited", f"line {number} is not a whole entry (cut "
+                                                    "short by a crash, or edited)"))
+            continue
+        expected_seq += 1
+        if e["seq"] != expected_seq:
+            kind = ("deleted" if e["seq"] > expected_seq
+                    else "reordered" if e["seq"] < expected_seq else "inserted")
+            problems.append(Problem(e["seq"], kind, f"entry {expected_seq} in the file (line "
+                                                    f"{number}) has sequence {e['seq']}"))
         if e["prev_hash"] != prev:
-            problems.append(Problem(e["seq"], "inserted" if e["seq"] == i else "reordered",
+            problems.append(Problem(e["seq"], "inserted" if e["seq"] == expected_seq
+                                    else "reordered",
                                     f"entry {e['seq']} does not follow the entry before it"))
-        if _entry_hash(e["prev_hash"], e) != e["hash"]:
+        if _entry_hash(e["prev_hash"], _canonical(e)) != e["hash"]:
             problems.append(Problem(e["seq"], "edited",
                                     f"entry {e['seq']}'s content does not match its hash"))
         prev = e["hash"]
+        if e["seq"] <= upto:
+            index_rows |= {(index_key(s), e["seq"], offset) for s in e["subjects"]}
     head = _head_path(path)
-    if head.exists():
-        seq, h = head.read_text().split()
-        if int(seq) != len(rows) or h != prev:
+    if head.exists() and (written := head.read_text().split()):
+        seq, h = written
+        if int(seq) != expected_seq or h != prev:
             problems.append(Problem(int(seq), "truncated", f"the head says entry {seq} "
-                                    f"({h[:12]}…) is last; the log ends at {len(rows)}"))
-    index = indexed_pairs(path)
-    upto, indexed = index if index else (0, set())
-    expected = {(index_key(s), e["seq"]) for e in rows if e["seq"] <= upto
-                for s in orjson.loads(e["subjects"])}
-    for seq in sorted({q for _, q in expected ^ indexed}):
+                                    f"({h[:12]}…) is last; the log ends at {expected_seq}"))
+    for kept in sorted(path.parent.glob(f"{path.name}.cut-at-*.head")):
+        seq, h = kept.read_text().split()
+        problems.append(Problem(int(seq), "truncated", f"entries up to {seq} ({h[:12]}…) were "
+                                f"cut off the end before the log was last opened ({kept.name})"))
+    for seq in sorted({row[1] for row in index_rows ^ in_index}):
         problems.append(Problem(seq, "index", f"the access log's index differs from entry {seq}'s "
                                 "subjects (a data subject would not see it, or see a false one)"))
     return problems

@@ -77,7 +77,7 @@ def load_templates(root: Path = TEMPLATE_DIR, cat: Catalog | None = None) -> dic
     for path in sorted(root.glob("*.yaml")):
         try:
             t = Template.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except Exception as e:  # noqa: BLE001 - say which file, then the problem
+        except Exception as e:
             raise TemplateError(f"{path.name}: {e}") from e
         problems = []
         if t.code != path.stem:

@@ -1,0 +1,50 @@
+"""The audit log's file format: one entry a line, a JSON array of COLUMNS' values.
+
+Shared by the log (which writes it), its access index and `verify` (which read it)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects", "released",
+           "withheld", "answer_digest", "prev_hash", "hash")
+LISTS = ("subjects", "released", "withheld")
+
+
+def parse_line(line: bytes) -> dict | None:
+    """The entry a line holds; None for anything else (a line cut short by a crash, or edited
+    out of shape)."""
+    try:
+        values = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(values, list) or len(values) != len(COLUMNS):
+        return None
+    entry = dict(zip(COLUMNS, values, strict=True))
+    if not isinstance(entry["seq"], int) or not all(isinstance(entry[k], list) for k in LISTS):
+        return None
+    return entry
+
+
+def read_lines(path: Path, start: int = 0, limit: int | None = None
+               ) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for the whole lines from byte `start` on (a line still being written is
+    left for later), at most `limit` of them."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        at = start
+        for line in itertools.islice(f, limit):
+            if not line.endswith(b"\n"):
+                return
+            yield at, line
+            at += len(line)
+
+
+def line_at(f, offset: int) -> bytes:
+    """The line starting at `offset` of the open file `f`."""
+    f.seek(offset)
+    return f.readline()
