@@ -20,7 +20,6 @@ import os
 import platform
 import random
 import statistics
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import httpx
 from benchmarks.bench_backflow import child
 from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
 from pipelines.demo import Simulator, free_port
+from pipelines.lib.serving.store import CURRENT, Store
 
 RESULTS = Path(__file__).parent / "results"
 WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
@@ -115,9 +115,9 @@ def main() -> None:
         out["reconcile_s"] = child(RECONCILE, wh, today, str(work / "reports"))["wall_seconds"]
         built.write_text(json.dumps({k: out[k] for k in ("backflow", "reconcile_s")}))
     out["store"] = child(STORE, str(home))  # always: the store's layout is what is measured
-    con = sqlite3.connect(home / "serving" / "current.sqlite")
-    ids = [k for (k,) in con.execute("SELECT key FROM subjects WHERE kind = 'person'")]
-    con.close()
+    store = Store(home / "serving" / CURRENT)
+    ids = store.keys("person")
+    store.close()
     rng = random.Random(7)
     bodies = work / "bodies.jsonl"
     with bodies.open("w", encoding="utf-8") as f:

@@ -26,8 +26,10 @@ def serve_cmd(home, host, port, workers):
 
     import uvicorn
 
+    from pipelines.lib.serving.store import CURRENT
+
     d = _serving_dir(home)
-    if not (d / "current.sqlite").exists():
+    if not (d / CURRENT).exists():
         _build(home)
     if home:
         os.environ["HUILIU_HOME"] = str(d.parent)

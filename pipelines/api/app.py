@@ -34,7 +34,7 @@ from pipelines.lib.serving.audit import AUDIT_LOG, audit_secret, entries_about
 from pipelines.lib.serving.audit_writer import AuditWriter
 from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
-from pipelines.lib.serving.store import Store
+from pipelines.lib.serving.store import CURRENT, Store
 from pipelines.lib.serving.templates import templates
 from pipelines.lib.serving.verify import verify_many, verify_one
 
@@ -81,7 +81,7 @@ class Service:
         self.audited = AuditWriter(audit_path)  # creates the log (and its index) if new
         self.access = AccessIndex(audit_path)
         self.limiter = RateLimiter(rate)
-        self.link = str(serving_dir / "current.sqlite")
+        self.link = str(serving_dir / CURRENT)
         self.store_target: str | None = None
         self.next_look = 0.0
         self.warmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-warmer")
@@ -90,7 +90,7 @@ class Service:
         self.store: Store | None = None
 
     def current_store(self) -> Store:
-        """The store `current.sqlite` points to. A new one is opened and warmed (its pages
+        """The store `current.lmdb` points to. A new one is opened and warmed (its pages
         mapped: a cold store cost the first seconds of requests twice the time) in a thread
         while the old one keeps serving, then switched between requests (one event loop: no
         request is half-way through the old one when it changes). The link is read at most

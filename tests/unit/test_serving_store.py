@@ -3,9 +3,8 @@ the entity is known by finds it, a known subject without values is found (its fi
 unavailable, it is not unknown), provenance travels with every value, and a store of another
 layout is refused rather than misread."""
 
-import sqlite3
-
 import duckdb
+import lmdb
 import pytest
 
 from pipelines.lib.serving.store import UNAVAILABLE, Store, build_store
@@ -90,12 +89,24 @@ def test_a_batch_lookup_returns_one_field_per_known_key(store):
 
 
 def test_a_store_of_another_layout_is_refused_with_what_to_do(store):
-    con = sqlite3.connect(store.path)
-    con.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
-    con.commit()
-    con.close()
-    with pytest.raises(RuntimeError, match="huiliu serving build"):
+    store.close()  # LMDB: one handle on a file per process
+    env = lmdb.open(str(store.path), subdir=False, max_dbs=2, lock=False)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", b"2", db=env.open_db(b"meta", txn=txn))
+    env.close()
+    with pytest.raises(RuntimeError, match="another format.*huiliu serving build"):
         Store(store.path)
+
+
+def test_a_file_that_is_not_a_store_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "store-x.lmdb").write_bytes(b"not a store" * 1000)
+    with pytest.raises(RuntimeError, match="not a serving store.*huiliu serving build"):
+        Store(tmp_path / "store-x.lmdb")
+
+
+def test_every_key_of_a_kind_is_listed_in_order(store):
+    assert store.keys("person") == sorted([ID1, ID1_OLD, ID2])
+    assert store.keys("enterprise") == [USCC]
 
 
 def test_the_service_keeps_the_old_store_when_a_new_one_cannot_be_opened(store, tmp_path,
@@ -107,21 +118,22 @@ def test_the_service_keeps_the_old_store_when_a_new_one_cannot_be_opened(store, 
 
     monkeypatch.setenv("HUILIU_AUDIT_KEY", "test-key")
     serving = store.path.parent
+    store.close()  # LMDB: one handle on a file per process; the service opens its own
     svc = Service(serving, rate=100)
     first = svc.current_store()
 
     def point_to(name, until):
-        staging = serving / "current.sqlite.new"
+        staging = serving / "current.lmdb.new"
         staging.symlink_to(name)
-        os.replace(staging, serving / "current.sqlite")
+        os.replace(staging, serving / "current.lmdb")
         deadline = time.monotonic() + 10
         while not until() and time.monotonic() < deadline:
             svc.next_look = 0  # do not wait out the 50 ms between looks at the link
             assert svc.current_store().entity("person", ID1) is not None  # always answering
             time.sleep(0.02)
 
-    (serving / "store-29990101T000000000000Z.sqlite").write_bytes(b"not a store")
-    point_to("store-29990101T000000000000Z.sqlite", lambda: svc.warming_failed)
+    (serving / "store-29990101T000000000000Z.lmdb").write_bytes(b"not a store")
+    point_to("store-29990101T000000000000Z.lmdb", lambda: svc.warming_failed)
     assert svc.warming_failed and svc.current_store() is first
     fresh = build_store(tmp_path / "wh.duckdb", serving)  # switches the link itself
     point_to(fresh.name, lambda: svc.store_target == fresh.name)

@@ -10,9 +10,9 @@ from pipelines.lib.serving.store import build_store
 STORE_KEY = dg.AssetKey(["serving", "store"])
 
 
-@dg.asset(key=STORE_KEY, group_name="serving", kinds={"sqlite"}, deps=[PUBLISHED_KEY],
+@dg.asset(key=STORE_KEY, group_name="serving", kinds={"lmdb"}, deps=[PUBLISHED_KEY],
           description="Golden records of the published snapshot in the prefill service's store "
-                      "(<home>/serving/current.sqlite, switched atomically).")
+                      "(<home>/serving/current.lmdb, switched atomically).")
 def serving_store(context: dg.AssetExecutionContext, hub: HubSettings):
     s = hub.settings()
     path = build_store(s.published_current.resolve(), s.home / "serving")
