@@ -219,3 +219,33 @@ def test_an_index_row_pointing_at_another_subjects_entry_shows_nothing_of_it(log
     assert [e["case_id"] for e in a.about("1:500103198001020111")] == ["C1"]
     a.close()
     assert kinds(log) == [(3, "index")]
+
+
+def test_the_index_catches_up_in_a_background_process_of_idle_priority(log):
+    import os
+    import time
+
+    from pipelines.lib.serving.access_index import AccessIndex
+
+    a = AuditLog(log, SECRET)
+    deadline = time.monotonic() + 20
+    try:
+        while os.sched_getscheduler(a._indexer.pid) != os.SCHED_IDLE and \
+                time.monotonic() < deadline:  # set by the indexer as it starts
+            time.sleep(0.05)
+        assert os.sched_getscheduler(a._indexer.pid) == os.SCHED_IDLE
+        a.append(**entry("C6"))
+        index = AccessIndex(log)
+        while index.upto()[0] < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert index.upto()[0] == 6  # indexed while the log is open, not only when it closes
+        index.close()
+        first = a._indexer
+        first.kill()  # a dead indexer is replaced at the next upkeep round
+        while (a._indexer is first or a._indexer.poll() is not None) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert a._indexer is not first and a._indexer.poll() is None
+    finally:
+        a.close()
+    assert verify(log) == []

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import logging
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from pathlib import Path
 
 import orjson
 
-from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_rows
+from pipelines.lib.serving.access_index import (AccessIndex, index_key, indexed_rows,
+                                                 start_indexer)
 from pipelines.lib.serving.audit_lines import COLUMNS, parse_line, read_lines
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class AuditLog:
             self._check_head(*self._tail[1:])
             self._write_head(*self._tail[1:])
         self.index = AccessIndex(self.path)
+        self._indexer = start_indexer(self.path)
         self._stop = threading.Event()
         self._upkeep = threading.Thread(target=self._upkeep_loop, daemon=True,
                                         name="audit-upkeep")
@@ -178,19 +181,18 @@ class AuditLog:
         os.pwrite(self.head_fd, f"{seq:020d} {head}\n".encode(), 0)
 
     def _upkeep_loop(self) -> None:
-        """Every second: sync the log to disk and index the new entries, beside the writer (an
-        fdatasync does not stop appends to the file)."""
-        index = AccessIndex(self.path)
+        """Every second: sync the log to disk, beside the writer (an fdatasync does not stop
+        appends to the file), and see that the indexer is running."""
         while not self._stop.wait(UPKEEP_EVERY_S):
             try:
                 os.fdatasync(self.fd)
-                index.catch_up()
-            except Exception:  # the next round tries again; the log itself is not at stake
-                log.exception("audit log upkeep failed")
+            except OSError:  # the next round tries again; the entries stay in the OS's hands
+                log.exception("audit log sync failed")
+            if self._indexer.poll() is not None:
+                log.error("the access-log indexer stopped (exit %s); starting a new one",
+                          self._indexer.returncode)
+                self._indexer = start_indexer(self.path)
         os.fdatasync(self.fd)
-        index.catch_up()
-        index.close()
-
     def about(self, subject_key: str) -> list[dict]:
         """Every entry naming this subject (the data subject's access log)."""
         return entries_about(self.index, self.secret, subject_key)
@@ -198,6 +200,13 @@ class AuditLog:
     def close(self) -> None:
         self._stop.set()
         self._upkeep.join()
+        self._indexer.stdin.close()  # it indexes what is left, then exits
+        try:
+            self._indexer.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            log.error("the access-log indexer did not finish within 120 s; stopped")
+            self._indexer.kill()
+            self._indexer.wait()
         self.index.close()
         os.close(self.head_fd)
         os.close(self.fd)
