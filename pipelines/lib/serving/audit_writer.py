@@ -1,18 +1,18 @@
 """The audit log's writer process, and the service's group commit through it.
 
 Writing the audit log cost the service's single event-loop core a third of each prefill
-(preparing the entry, chaining its hash, the SQLite commit, and the upkeep thread's checkpoints
-and indexing competing for the same interpreter): measured with the log switched off, the
-service answered 20-47 % more requests. So each service process starts a writer process of its
-own, on the machine's other core, and hands it a few entries at a time (SEND_EVERY, or what one
-event-loop turn has when fewer); each answer is sent only once the writer has committed its entry (an answer whose entry could not
-be written is not sent: its caller gets a 500). Several service processes each have a writer and
-extend one chain (see AuditLog).
+(preparing the entry, chaining its hash, and, when the log was a SQLite table, the commit and the
+upkeep thread's checkpoints and indexing competing for the same interpreter): measured with the
+log switched off, the service answered 20-47 % more requests. So each service process starts a
+writer process of its own, on the machine's other core, and hands it a few entries at a time
+(SEND_EVERY, or what one event-loop turn has when fewer); each answer is sent only once the
+writer has written its entry (an answer whose entry could not be written is not sent: its caller
+gets a 500). Several service processes each have a writer and extend one chain (see AuditLog).
 
 Protocol over a socket pair: a group is `>II` (meta length, answers length), the meta (JSON:
 [[consumer, purpose, template, case_id, subjects, released, withheld, answer length], ...]) and
 the answers' bytes; the writer answers each group, in order, with b"+" or b"-", `>I` length and
-a message. The writer commits every group that has arrived in one transaction.
+a message. The writer appends every group that has arrived in one write (see AuditLog).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _GROUP = struct.Struct(">II")
 _REPLY = struct.Struct(">cI")
 READY = b"R"
 START_TIMEOUT_S = 60
-# entries sent at once at most: the writer commits whatever has arrived in one transaction, so
+# entries sent at once at most: the writer appends whatever has arrived in one write, so
 # sending a turn's entries in smaller messages costs a write each but lets the writer start on
 # them while the loop is still answering the rest of the turn (with whole turns, ~13 entries,
 # an entry waited 2.5 ms for its commit at the median and the loop sat idle meanwhile: 4 gave
