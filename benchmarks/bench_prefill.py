@@ -63,14 +63,14 @@ def wait_up(url: str, proc) -> None:
 
 def peak_rss_mb(pid: int) -> float:
     """Peak RSS of the process and all its descendants (uvicorn's workers, the audit log's
-    writers), summed."""
+    writer and indexer), summed."""
     total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             total += int(line.split()[1]) / 1024
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += peak_rss_mb(int(child))
+        for kid in (task / "children").read_text().split():
+            total += peak_rss_mb(int(kid))
     return total
 
 

@@ -13,6 +13,7 @@ Every answer is written to the hash-chained audit log before it is sent. Credent
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -105,6 +106,8 @@ class Service:
         if self.store is None:  # starting: nothing to serve meanwhile
             self._switch(target, _warm_store(self.dir / target))
         elif self.warming is None or self.warming[0] != target:
+            if self.warming is not None:  # the link moved on while one was warming: close it
+                self.warming[1].add_done_callback(_close_unused)
             self.warming = (target, self.warmer.submit(_warm_store, self.dir / target))
             self.warming_failed = False
         elif self.warming[1].done():
@@ -152,6 +155,11 @@ class Service:
             raise RequestError(429, "rate_limited", f"over the rate limit; retry after "
                                f"{wait:.2f} s", retry_after=wait)
         return consumer
+
+
+def _close_unused(warmed: Future) -> None:
+    if warmed.exception() is None:
+        warmed.result().close()
 
 
 def _warm_store(path: Path) -> Store:
@@ -269,7 +277,10 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
                                    "or USCC", ["subject"])
         except RequestError as e:
             return error(e)
-        entries = entries_about(svc.access, svc.audit_secret, f"{kind}:{key}")
+        # in a thread: the entries not indexed yet are read from the log's tail (up to the
+        # indexer's 16 MiB lag), which must not hold up the other requests' event loop
+        entries = await asyncio.to_thread(entries_about, svc.access, svc.audit_secret,
+                                          f"{kind}:{key}")
         return _Json({"subject": key, "entries": [
             {k: e[k] for k in ("seq", "at", "consumer", "purpose", "template", "case_id", "released",
                        "withheld")} for e in entries]})

@@ -249,3 +249,96 @@ def test_the_index_catches_up_in_a_background_process_of_idle_priority(log):
     finally:
         a.close()
     assert verify(log) == []
+
+
+def test_a_log_ending_in_a_partial_line_is_reported_before_it_is_reopened(log):
+    whole = lines(log)
+    rewrite(log, whole + [whole[0][:40]])  # a write cut short by a crash: no newline yet
+    assert [(p.seq, p.kind) for p in verify(log)] == [(None, "partial")]
+
+
+def test_a_cut_short_last_line_does_not_make_the_index_start_over(log, caplog):
+    from pipelines.lib.serving.access_index import AccessIndex
+
+    whole = lines(log)
+    rewrite(log, whole + [whole[0][:40]])
+    AuditLog(log, SECRET).close()  # ends the fragment with a newline; indexes what follows
+    index = AccessIndex(log)
+    caplog.clear()
+    index.catch_up()
+    assert index.upto()[1] == log.stat().st_size
+    assert "built again" not in caplog.text
+    index.close()
+
+
+def test_a_head_behind_the_log_is_what_a_running_service_shows_and_verifies(log):
+    """`verify` reads the head first: entries appended after it are not a cut-off end."""
+    third = parse_line(lines(log)[2])
+    (log.parent / f"{log.name}.head").write_text(f"{3:020d} {third['hash']}\n")
+    assert verify(log) == []
+
+
+def test_an_unreadable_head_is_reported_not_a_crash(log):
+    (log.parent / f"{log.name}.head").write_bytes(b"\0" * 86)
+    assert kinds(log) == [(None, "truncated")]
+
+
+def test_the_head_of_an_earlier_sqlite_log_is_not_taken_for_this_ones(tmp_path):
+    """Earlier versions kept `audit.head` beside `audit.sqlite`; the file log's head is
+    `audit.jsonl.head`, so upgrading does not look like a cut-off end."""
+    (tmp_path / "audit.head").write_text(f"{500000:020d} {'a' * 64}\n")
+    a = AuditLog(tmp_path / "audit.jsonl", SECRET)
+    a.append(**entry("C1"))
+    a.close()
+    assert verify(tmp_path / "audit.jsonl") == []
+    assert not list(tmp_path.glob("*.cut-at-*"))
+
+
+def test_a_well_formed_line_of_the_wrong_shape_is_reported_and_breaks_nothing(log):
+    ls = lines(log)
+    ls.append(edited(ls[-1], seq=6, prev_hash=None, subjects=[1, 2]))
+    rewrite(log, ls)
+    a = AuditLog(log, SECRET)  # the chain goes on from the last real entry
+    a.append(**entry("C7"))
+    assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C7"]
+    a.close()
+    problems = verify(log)
+    assert [(p.seq, p.kind) for p in problems] == [(None, "edited")]
+    assert "line 6" in problems[0].detail
+
+
+def test_entries_appended_by_two_processes_at_once_form_one_chain(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "audit.jsonl"
+    code = ("import sys; from pathlib import Path; from pipelines.lib.serving.audit import AuditLog\n"
+            "a = AuditLog(Path(sys.argv[1]), b'test-audit-key')\n"
+            "for i in range(300):\n"
+            "    a.append_many([dict(consumer=sys.argv[2], purpose='NEWBORN', template='NEWBORN',"
+            " case_id=f'{sys.argv[2]}{i}-{j}', subjects=['1:500103198001020113'], released=[],"
+            " withheld=[], answer=b'x') for j in range(1 + i % 3)])\n"
+            "a.close()\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(path), name])
+               for name in ("A", "B")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    assert verify(path) == []
+    cases = cases_in(path)
+    assert len(cases) == len(set(cases)) == 2 * sum(1 + i % 3 for i in range(300))
+    assert {c[0] for c in cases} == {"A", "B"}
+
+
+def test_entries_not_indexed_yet_are_found_by_scanning_the_tail(log, monkeypatch):
+    """With no indexer running, the access log still finds the newest entry, in the tail."""
+    import subprocess
+
+    from pipelines.lib.serving import audit
+
+    monkeypatch.setattr(audit, "start_indexer", lambda path: subprocess.Popen(
+        ["sleep", "60"], stdin=subprocess.PIPE))
+    a = AuditLog(log, SECRET)
+    a.append(**entry("C6"))
+    assert a.index.upto()[0] == 5  # C6 is not indexed
+    assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C6"]
+    a._indexer.kill()
+    a.close()

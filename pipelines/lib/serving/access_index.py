@@ -17,6 +17,7 @@ unlikely, not impossible), so a lookup keeps only the entries whose subjects hol
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import select
@@ -24,13 +25,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pipelines.lib.serving.audit_lines import line_at, parse_line, read_lines
 
 log = logging.getLogger(__name__)
 CHUNK = 20_000  # entries indexed per transaction (keeps the index's write lock short)
-LAYOUT = 3  # PRAGMA user_version of the index file; an index of another layout is rebuilt
+LAYOUT = 4  # PRAGMA user_version of the index file; an index of another layout is rebuilt
 KEY_DIGITS = 16
 
 
@@ -46,10 +48,13 @@ def index_key(subject_hash: str) -> str:
 class AccessIndex:
     def __init__(self, audit_path: Path) -> None:
         self.log_path = Path(audit_path)
+        self.lock = threading.Lock()  # access-log questions may come from several threads
         self.con = sqlite3.connect(index_path(self.log_path), timeout=30,
                                    check_same_thread=False, isolation_level=None)
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.execute("PRAGMA synchronous=NORMAL")
+        if self.con.execute("PRAGMA user_version").fetchone()[0] == LAYOUT:
+            return  # the usual case: no write lock taken (an indexer may hold it for a while)
         self.con.execute("BEGIN IMMEDIATE")
         try:
             if self.con.execute("PRAGMA user_version").fetchone()[0] != LAYOUT:
@@ -58,11 +63,11 @@ class AccessIndex:
                 self.con.execute("DROP TABLE IF EXISTS upto")
                 self.con.execute("CREATE TABLE access (subject TEXT, seq INTEGER, "
                                  "offset INTEGER, PRIMARY KEY (subject, seq)) WITHOUT ROWID")
-                # the last indexed entry (seq, hash, where its line starts) and where the lines
-                # not indexed yet begin
-                self.con.execute("CREATE TABLE upto (seq INTEGER, hash TEXT, line_at INTEGER, "
-                                 "offset INTEGER)")
-                self.con.execute("INSERT INTO upto VALUES (0, NULL, 0, 0)")
+                # the last entry indexed, the last line read (where it starts, its digest) and
+                # where the lines not read yet begin
+                self.con.execute("CREATE TABLE upto (seq INTEGER, line_at INTEGER, "
+                                 "line_digest TEXT, offset INTEGER)")
+                self.con.execute("INSERT INTO upto VALUES (0, 0, NULL, 0)")
                 self.con.execute(f"PRAGMA user_version = {LAYOUT}")
             self.con.execute("COMMIT")
         except BaseException:
@@ -70,49 +75,52 @@ class AccessIndex:
             raise
 
     def upto(self) -> tuple[int, int]:
-        """(last indexed seq, byte offset in the log where the unindexed lines begin)."""
+        """(last indexed seq, byte offset in the log where the lines not read yet begin)."""
         return self.con.execute("SELECT seq, offset FROM upto").fetchone()
 
-    def _still_there(self) -> bool:
-        """Whether the last indexed entry is still where it was: a log cut or rewritten below
-        it (found and reported by `verify`) leaves the index pointing at other lines."""
-        seq, hash_, at, offset = self.con.execute("SELECT * FROM upto").fetchone()
-        if not seq:
+    def _still_there(self, line_start: int, digest: str | None, offset: int) -> bool:
+        """Whether the last line read is still where it was: a log cut or rewritten below it
+        (found and reported by `verify`) leaves the index pointing at other lines."""
+        if digest is None:
             return True
         try:
             with open(self.log_path, "rb") as f:
-                line = line_at(f, at)
+                line = line_at(f, line_start)
         except FileNotFoundError:
             return False
-        entry = parse_line(line)
-        return (entry is not None and at + len(line) == offset and entry["seq"] == seq
-                and entry["hash"] == hash_)
+        return line_start + len(line) == offset and _digest(line) == digest
 
-    def catch_up(self) -> int:
-        """Index the entries written since the last call; returns how many lines it read."""
+    def catch_up(self, chunks: int | None = None) -> int:
+        """Index the lines written since the last call (at most `chunks` chunks of CHUNK);
+        returns how many lines it read. The lines are read and parsed before the write lock is
+        taken, so the lock is held only while SQLite inserts."""
         done = 0
-        while True:
+        while chunks is None or chunks > 0:
+            seq, line_start, digest, offset = self.con.execute("SELECT * FROM upto").fetchone()
+            rebuild = not self._still_there(line_start, digest, offset)
+            if rebuild:
+                log.warning("the audit log %s changed below its access index: the index is "
+                            "built again (`huiliu audit verify` says what changed)",
+                            self.log_path)
+                seq, line_start, digest, offset = 0, 0, None, 0
+            read_from, rows, lines = offset, [], 0
+            for at, line in read_lines(self.log_path, offset, CHUNK):
+                lines += 1
+                offset, line_start, digest = at + len(line), at, _digest(line)
+                entry = parse_line(line)  # not an entry: left out (verify reports the line)
+                if entry is not None:
+                    seq = entry["seq"]
+                    rows += [(index_key(s), seq, at) for s in entry["subjects"]]
             self.con.execute("BEGIN IMMEDIATE")
             try:
-                if not self._still_there():
-                    log.warning("the audit log %s changed below its access index: the index is "
-                                "built again (`huiliu audit verify` says what changed)",
-                                self.log_path)
-                    self.con.execute("DELETE FROM access")
-                    self.con.execute("UPDATE upto SET seq = 0, hash = NULL, line_at = 0, "
-                                     "offset = 0")
-                seq, hash_, last_at, offset = self.con.execute("SELECT * FROM upto").fetchone()
-                rows, lines = [], 0
-                for at, line in read_lines(self.log_path, offset, CHUNK):
-                    lines += 1
-                    offset = at + len(line)
-                    entry = parse_line(line)  # not an entry: left out (verify reports the line)
-                    if entry is not None:
-                        seq, hash_, last_at = entry["seq"], entry["hash"], at
-                        rows += [(index_key(s), seq, at) for s in entry["subjects"]]
-                self.con.executemany("INSERT OR IGNORE INTO access VALUES (?, ?, ?)", rows)
-                self.con.execute("UPDATE upto SET seq = ?, hash = ?, line_at = ?, offset = ?",
-                                 [seq, hash_, last_at, offset])
+                now = self.con.execute("SELECT offset FROM upto").fetchone()[0]
+                if now == read_from or rebuild:
+                    if rebuild:
+                        self.con.execute("DELETE FROM access")
+                    self.con.executemany("INSERT OR IGNORE INTO access VALUES (?, ?, ?)", rows)
+                    self.con.execute("UPDATE upto SET seq = ?, line_at = ?, line_digest = ?, "
+                                     "offset = ?", [seq, line_start, digest, offset])
+                # else another indexer (of another service worker) got there first: read again
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
@@ -120,18 +128,22 @@ class AccessIndex:
             done += lines
             if lines < CHUNK:
                 return done
+            if chunks is not None:
+                chunks -= 1
+        return done
 
     def lines_about(self, subject_hash: str) -> list[bytes]:
-        """The log lines the index names for the subject, then every line not indexed yet (the
-        caller keeps those that name the whole MAC)."""
-        self.con.execute("BEGIN")  # one snapshot of rows and `upto`
-        try:
-            _, offset = self.upto()
-            at = [r[0] for r in self.con.execute(
-                "SELECT offset FROM access WHERE subject = ? ORDER BY seq",
-                [index_key(subject_hash)])]
-        finally:
-            self.con.execute("COMMIT")
+        """The log lines the index names for the subject, then every line not read by the
+        indexer yet (the caller keeps those that name the whole MAC)."""
+        with self.lock:
+            self.con.execute("BEGIN")  # one snapshot of rows and `upto`
+            try:
+                _, offset = self.upto()
+                at = [r[0] for r in self.con.execute(
+                    "SELECT offset FROM access WHERE subject = ? ORDER BY seq",
+                    [index_key(subject_hash)])]
+            finally:
+                self.con.execute("COMMIT")
         if not self.log_path.exists():
             return []
         with open(self.log_path, "rb") as f:
@@ -142,18 +154,24 @@ class AccessIndex:
         self.con.close()
 
 
+def _digest(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
 def indexed_rows(audit_path: Path) -> tuple[int, set[tuple[str, int, int]]] | None:
-    """(upto seq, {(subject, seq, offset)}) as the index file holds them; None when there is no
-    index yet."""
+    """(offset of the first line not read yet, {(subject, seq, offset)}) as the index file holds
+    them, in one snapshot; None when there is no index (of this layout) yet."""
     path = index_path(audit_path)
     if not path.exists():
         return None
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        upto = con.execute("SELECT seq FROM upto").fetchone()[0]
+        if con.execute("PRAGMA user_version").fetchone()[0] != LAYOUT:
+            return None  # rebuilt when the log is next opened
+        con.execute("BEGIN")
+        upto = con.execute("SELECT offset FROM upto").fetchone()[0]
         rows = set(con.execute("SELECT subject, seq, offset FROM access").fetchall())
-    except sqlite3.OperationalError:  # an older layout: rebuilt when the log is next opened
-        return None
+        con.execute("COMMIT")
     finally:
         con.close()
     return upto, rows
@@ -168,21 +186,24 @@ def run_indexer(audit_path: Path, stop_fd: int) -> None:
     3,000 entries a second it took a third of the core that the audit writer and the service's
     clients share: under load, as a thread of the writer, it held the writer up by 13-46 ms at
     times. Far behind (LAG_BYTES of log not indexed: a data subject's access-log question then
-    scans them all) it runs at normal priority until it has caught up."""
+    scans them all) it runs at normal priority until it has caught up; it looks after every
+    chunk."""
     index = AccessIndex(audit_path)
     idle = True
     _set_idle(True)
     try:
         while True:
             try:
-                index.catch_up()
+                more = index.catch_up(chunks=1) == CHUNK  # one chunk, then look at the lag
             except sqlite3.OperationalError as e:  # busy beyond the timeout: the next round
                 log.warning("access-log index not caught up this round: %s", e)
+                more = False
             behind = _log_size(audit_path) - index.upto()[1] > LAG_BYTES
             if behind == idle:  # behind and idle, or caught up and not idle
                 idle = not behind
                 _set_idle(idle)
-            if select.select([stop_fd], [], [], INDEX_EVERY_S)[0] and not os.read(stop_fd, 1):
+            wait = 0 if more else INDEX_EVERY_S
+            if select.select([stop_fd], [], [], wait)[0] and not os.read(stop_fd, 1):
                 break
         index.catch_up()
     finally:
@@ -190,7 +211,7 @@ def run_indexer(audit_path: Path, stop_fd: int) -> None:
 
 
 INDEX_EVERY_S = 1.0
-LAG_BYTES = 64 * 2**20
+LAG_BYTES = 16 * 2**20  # ~35,000 entries: an access-log question scans them in ~0.1 s
 
 
 def _set_idle(idle: bool) -> None:

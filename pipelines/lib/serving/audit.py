@@ -35,9 +35,8 @@ from pathlib import Path
 
 import orjson
 
-from pipelines.lib.serving.access_index import (AccessIndex, index_key, indexed_rows,
-                                                 start_indexer)
-from pipelines.lib.serving.audit_lines import COLUMNS, parse_line, read_lines
+from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_rows, start_indexer
+from pipelines.lib.serving.audit_lines import COLUMNS, parse_line
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def _sorted_json(items: tuple) -> orjson.Fragment:  # request: sorted and serial
 @dataclass(frozen=True)
 class Problem:
     seq: int | None
-    kind: str  # edited | deleted | inserted | reordered | truncated | index
+    kind: str  # edited | deleted | inserted | reordered | truncated | partial | index
     detail: str
 
 
@@ -191,7 +190,10 @@ class AuditLog:
             if self._indexer.poll() is not None:
                 log.error("the access-log indexer stopped (exit %s); starting a new one",
                           self._indexer.returncode)
-                self._indexer = start_indexer(self.path)
+                try:
+                    self._indexer = start_indexer(self.path)
+                except OSError:  # no process to be had now: the next round tries again
+                    log.exception("the access-log indexer could not be started")
         os.fdatasync(self.fd)
     def about(self, subject_key: str) -> list[dict]:
         """Every entry naming this subject (the data subject's access log)."""
@@ -259,16 +261,25 @@ def audit_secret() -> bytes:
 
 
 def _head_path(path: Path) -> Path:
-    return path.with_suffix(".head")
+    """`audit.jsonl.head` (not `audit.head`: the head of the SQLite log of earlier versions)."""
+    return path.with_name(f"{path.name}.head")
 
 
 def verify(path: Path) -> list[Problem]:
-    """Every place the log differs from an untouched chain, in order; [] when intact."""
+    """Every place the log differs from an untouched chain, in order; [] when intact.
+
+    The head and the index are read before the log: on a running service entries are appended
+    meanwhile, and the head's entry (and every indexed line) must then be found in what follows."""
     problems: list[Problem] = []
-    prev, expected_seq, index_rows = GENESIS, 0, set()
+    head = _read_head(_head_path(path))
     indexed = indexed_rows(path)
-    upto, in_index = indexed if indexed else (0, set())
-    for number, (offset, line) in enumerate(read_lines(path), start=1):
+    upto_offset, in_index = indexed if indexed else (0, set())
+    prev, expected_seq, index_rows, at_head = GENESIS, 0, set(), None
+    for number, (offset, line) in enumerate(_all_lines(path), start=1):
+        if not line.endswith(b"\n"):
+            problems.append(Problem(None, "partial", f"the log ends in a partial line ({number}): "
+                                    "an entry being written, or one cut short by a crash"))
+            break
         e = parse_line(line)
         if e is None:
             problems.append(Problem(None, "edited", f"line {number} is not a whole entry (cut "
@@ -280,27 +291,55 @@ def verify(path: Path) -> list[Problem]:
                     else "reordered" if e["seq"] < expected_seq else "inserted")
             problems.append(Problem(e["seq"], kind, f"entry {expected_seq} in the file (line "
                                                     f"{number}) has sequence {e['seq']}"))
-        if e["prev_hash"] != prev:
-            problems.append(Problem(e["seq"], "inserted" if e["seq"] == expected_seq
-                                    else "reordered",
+            expected_seq = e["seq"]  # one gap is one problem, not one for every entry after it
+        elif e["prev_hash"] != prev:
+            problems.append(Problem(e["seq"], "inserted",
                                     f"entry {e['seq']} does not follow the entry before it"))
         if _entry_hash(e["prev_hash"], _canonical(e)) != e["hash"]:
             problems.append(Problem(e["seq"], "edited",
                                     f"entry {e['seq']}'s content does not match its hash"))
         prev = e["hash"]
-        if e["seq"] <= upto:
+        if isinstance(head, tuple) and e["seq"] == head[0]:
+            at_head = e["hash"]
+        if offset < upto_offset:
             index_rows |= {(index_key(s), e["seq"], offset) for s in e["subjects"]}
-    head = _head_path(path)
-    if head.exists() and (written := head.read_text().split()):
-        seq, h = written
-        if int(seq) != expected_seq or h != prev:
-            problems.append(Problem(int(seq), "truncated", f"the head says entry {seq} "
-                                    f"({h[:12]}…) is last; the log ends at {expected_seq}"))
+    if head == "unreadable":
+        problems.append(Problem(None, "truncated", f"the head file {_head_path(path).name} is "
+                                "unreadable: a cut-off end cannot be ruled out"))
+    elif head is not None and head[0] and at_head != head[1]:
+        seq, h = head
+        found = (f"ends at entry {expected_seq}" if expected_seq < seq
+                 else f"holds another entry {seq}")
+        problems.append(Problem(seq, "truncated", f"the head names entry {seq} ({h[:12]}…) as "
+                                f"last; the log {found}"))
     for kept in sorted(path.parent.glob(f"{path.name}.cut-at-*.head")):
-        seq, h = kept.read_text().split()
-        problems.append(Problem(int(seq), "truncated", f"entries up to {seq} ({h[:12]}…) were "
-                                f"cut off the end before the log was last opened ({kept.name})"))
+        cut = _read_head(kept)
+        seq = cut[0] if isinstance(cut, tuple) else None
+        problems.append(Problem(seq, "truncated", f"entries up to {seq} were cut off the end "
+                                f"before the log was last opened ({kept.name})"))
     for seq in sorted({row[1] for row in index_rows ^ in_index}):
         problems.append(Problem(seq, "index", f"the access log's index differs from entry {seq}'s "
                                 "subjects (a data subject would not see it, or see a false one)"))
     return problems
+
+
+def _read_head(path: Path) -> tuple[int, str] | str | None:
+    """(seq, hash) a head file names; None without one; "unreadable" for anything else."""
+    try:
+        written = path.read_bytes().split()
+    except FileNotFoundError:
+        return None
+    if not written:
+        return None
+    if len(written) != 2 or not written[0].isdigit() or len(written[1]) != 64:
+        return "unreadable"
+    return int(written[0]), written[1].decode()
+
+
+def _all_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for every line, the last one even if it has no newline yet."""
+    with open(path, "rb") as f:
+        at = 0
+        for line in f:
+            yield at, line
+            at += len(line)

@@ -15,9 +15,12 @@ COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects"
 LISTS = ("subjects", "released", "withheld")
 
 
+_TEXT = ("at", "consumer", "purpose", "template", "case_id", "answer_digest", "prev_hash", "hash")
+
+
 def parse_line(line: bytes) -> dict | None:
     """The entry a line holds; None for anything else (a line cut short by a crash, or edited
-    out of shape)."""
+    out of shape: every field of its type, so nothing reading entries trips over one)."""
     try:
         values = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -25,7 +28,9 @@ def parse_line(line: bytes) -> dict | None:
     if not isinstance(values, list) or len(values) != len(COLUMNS):
         return None
     entry = dict(zip(COLUMNS, values, strict=True))
-    if not isinstance(entry["seq"], int) or not all(isinstance(entry[k], list) for k in LISTS):
+    if (type(entry["seq"]) is not int or not all(isinstance(entry[k], str) for k in _TEXT)
+            or not all(isinstance(entry[k], list) and all(isinstance(v, str) for v in entry[k])
+                       for k in LISTS)):
         return None
     return entry
 

@@ -60,8 +60,30 @@ def build_store(warehouse: Path, serving_dir: Path) -> Path:
     # rows arrive in entity order; written to a scratch SQLite file first, then read back in key
     # order (LMDB appends keys given in order: its pages packed, no page split)
     sort = sqlite3.connect(scratch)
-    sort.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
-                       "CREATE TABLE rows (kind TEXT, key TEXT, entity_id TEXT, record BLOB);")
+    try:
+        sort.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE rows "
+                           "(kind TEXT, key TEXT, entity_id TEXT, record BLOB);")
+        _export(warehouse, sort)
+        _write_lmdb(tmp, sort, stamp, warehouse)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-built is left to be mistaken for a store
+        raise
+    finally:
+        sort.close()
+        scratch.unlink(missing_ok=True)
+    os.replace(tmp, path)
+    link = serving_dir / CURRENT
+    staging = serving_dir / f"{CURRENT}.new"
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(path.name)
+    os.replace(staging, link)  # atomic: a reader sees the old store or the new one
+    for old in sorted(serving_dir.glob("store-*.lmdb"))[:-KEEP]:
+        old.unlink()
+    return path
+
+
+def _export(warehouse: Path, sort: sqlite3.Connection) -> None:
+    """(kind, key, entity_id, record) of every subject key into the scratch table."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("SET enable_progress_bar = false")
         # two streams read side by side: each on its own cursor (one open result a connection)
@@ -76,6 +98,10 @@ def build_store(warehouse: Path, serving_dir: Path) -> Path:
                 rows.clear()
         sort.executemany("INSERT INTO rows VALUES (?, ?, ?, ?)", rows)
     sort.commit()
+
+
+def _write_lmdb(tmp: Path, sort: sqlite3.Connection, stamp: str, warehouse: Path) -> None:
+    """The scratch rows, in key order, and the meta into a new LMDB file."""
     env = lmdb.open(str(tmp), subdir=False, map_size=MAP_SIZE, max_dbs=2, lock=False,
                     sync=False, metasync=False)
     try:
@@ -92,23 +118,8 @@ def build_store(warehouse: Path, serving_dir: Path) -> Path:
                                ("format", str(FORMAT))):
                 txn.put(key.encode(), value.encode(), db=meta)
         env.sync(True)
-    except BaseException:
-        env.close()
-        tmp.unlink(missing_ok=True)  # nothing half-built is left to be mistaken for a store
-        raise
     finally:
-        sort.close()
-        scratch.unlink()
-    env.close()
-    os.replace(tmp, path)
-    link = serving_dir / CURRENT
-    staging = serving_dir / f"{CURRENT}.new"
-    staging.unlink(missing_ok=True)
-    staging.symlink_to(path.name)
-    os.replace(staging, link)  # atomic: a reader sees the old store or the new one
-    for old in sorted(serving_dir.glob("store-*.lmdb"))[:-KEEP]:
-        old.unlink()
-    return path
+        env.close()
 
 
 def _records(reader):
@@ -193,12 +204,17 @@ class Store:
         try:
             self.env = lmdb.open(str(self.path), subdir=False, readonly=True, lock=False,
                                  max_dbs=2, create=False)
-            subjects = self.env.open_db(b"subjects", create=False)
-            fmt = self.env.begin(db=self.env.open_db(b"meta", create=False)).get(b"format")
         except lmdb.Error as e:
             raise RuntimeError(f"{self.path.name} is not a serving store ({e}); rebuild it with "
                                "`huiliu serving build`") from None
-        if fmt is None or int(fmt) != FORMAT:
+        try:
+            subjects = self.env.open_db(b"subjects", create=False)
+            fmt = self.env.begin(db=self.env.open_db(b"meta", create=False)).get(b"format")
+        except lmdb.Error as e:
+            self.env.close()
+            raise RuntimeError(f"{self.path.name} is not a serving store ({e}); rebuild it with "
+                               "`huiliu serving build`") from None
+        if fmt is None or not fmt.isdigit() or int(fmt) != FORMAT:
             self.env.close()
             raise RuntimeError(f"{self.path.name} is a serving store of another format; rebuild "
                                "it with `huiliu serving build`")
