@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from pipelines.lib.serving.audit_lines import line_at, parse_line, read_lines
+from pipelines.lib.serving.children import start_module
 
 log = logging.getLogger(__name__)
 CHUNK = 20_000  # entries indexed per transaction (keeps the index's write lock short)
@@ -230,11 +231,8 @@ def _log_size(path: Path) -> int:
 
 def start_indexer(audit_path: Path) -> subprocess.Popen:
     """The indexer as a process of its own (see run_indexer), stopped by closing its stdin."""
-    root = Path(__file__).resolve().parents[3]  # it runs this checkout's code
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
-    return subprocess.Popen([sys.executable, "-m", "pipelines.lib.serving.access_index",
-                             str(audit_path)], stdin=subprocess.PIPE, env=env)
+    return start_module("pipelines.lib.serving.access_index", str(audit_path),
+                        stdin=subprocess.PIPE)
 
 
 if __name__ == "__main__":

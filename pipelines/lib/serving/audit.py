@@ -27,7 +27,6 @@ import functools
 import hashlib
 import logging
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,8 @@ from pathlib import Path
 import orjson
 
 from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_rows, start_indexer
-from pipelines.lib.serving.audit_lines import COLUMNS, parse_line
+from pipelines.lib.serving.audit_lines import COLUMNS, parse_line, read_lines
+from pipelines.lib.serving.children import wait_or_kill
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +168,13 @@ class AuditLog:
     def _check_head(self, seq: int, head: str) -> None:
         """A head beyond the log's last entry means entries were cut off the end (or a power cut
         lost them). Appends go on from the log; the old head is kept beside it as evidence."""
-        written = os.pread(self.head_fd, 128, 0).split()
-        if len(written) == 2 and written[0].isdigit() and int(written[0]) > seq:
-            kept = self.path.with_name(f"{self.path.name}.cut-at-{int(written[0])}.head")
-            kept.write_text(f"{written[0].decode()} {written[1].decode()}\n")
+        written = _read_head(_head_path(self.path))
+        if isinstance(written, tuple) and written[0] > seq:
+            kept = self.path.with_name(f"{self.path.name}.cut-at-{written[0]}.head")
+            kept.write_text(f"{written[0]} {written[1]}\n")
             log.error("the audit log %s ends at entry %d but its head named entry %d: entries "
                       "were cut off the end (or lost in a power cut); the head is kept in %s",
-                      self.path, seq, int(written[0]), kept)
+                      self.path, seq, written[0], kept)
 
     def _write_head(self, seq: int, head: str) -> None:
         os.pwrite(self.head_fd, f"{seq:020d} {head}\n".encode(), 0)
@@ -203,12 +203,7 @@ class AuditLog:
         self._stop.set()
         self._upkeep.join()
         self._indexer.stdin.close()  # it indexes what is left, then exits
-        try:
-            self._indexer.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            log.error("the access-log indexer did not finish within 120 s; stopped")
-            self._indexer.kill()
-            self._indexer.wait()
+        wait_or_kill(self._indexer, 120, "the access-log indexer")
         self.index.close()
         os.close(self.head_fd)
         os.close(self.fd)
@@ -275,7 +270,7 @@ def verify(path: Path) -> list[Problem]:
     indexed = indexed_rows(path)
     upto_offset, in_index = indexed if indexed else (0, set())
     prev, expected_seq, index_rows, at_head = GENESIS, 0, set(), None
-    for number, (offset, line) in enumerate(_all_lines(path), start=1):
+    for number, (offset, line) in enumerate(read_lines(path, partial=True), start=1):
         if not line.endswith(b"\n"):
             problems.append(Problem(None, "partial", f"the log ends in a partial line ({number}): "
                                     "an entry being written, or one cut short by a crash"))
@@ -335,11 +330,3 @@ def _read_head(path: Path) -> tuple[int, str] | str | None:
         return "unreadable"
     return int(written[0]), written[1].decode()
 
-
-def _all_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for every line, the last one even if it has no newline yet."""
-    with open(path, "rb") as f:
-        at = 0
-        for line in f:
-            yield at, line
-            at += len(line)

@@ -35,15 +35,15 @@ def parse_line(line: bytes) -> dict | None:
     return entry
 
 
-def read_lines(path: Path, start: int = 0, limit: int | None = None
+def read_lines(path: Path, start: int = 0, limit: int | None = None, *, partial: bool = False
                ) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for the whole lines from byte `start` on (a line still being written is
-    left for later), at most `limit` of them."""
+    """(offset, line) for the whole lines from byte `start` on, at most `limit` of them; a last
+    line without its newline (still being written, or cut short) only when `partial`."""
     with open(path, "rb") as f:
         f.seek(start)
         at = start
         for line in itertools.islice(f, limit):
-            if not line.endswith(b"\n"):
+            if not partial and not line.endswith(b"\n"):
                 return
             yield at, line
             at += len(line)

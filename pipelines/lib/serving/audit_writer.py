@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import struct
@@ -29,6 +28,8 @@ from collections import deque
 from pathlib import Path
 
 import orjson
+
+from pipelines.lib.serving.children import start_module, wait_or_kill
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ START_TIMEOUT_S = 60
 # an entry waited 2.5 ms for its commit at the median and the loop sat idle meanwhile: 4 gave
 # 18-29 % more answers a second than the log written in the loop, whole turns none)
 SEND_EVERY = 4
-_ROOT = Path(__file__).resolve().parents[3]  # the writer runs this checkout's code
 
 
 def encode_group(items: list[dict]) -> bytes:
@@ -156,11 +156,8 @@ class AuditWriter:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.lib.serving.audit_writer", str(theirs.fileno()),
-             str(self.path)], pass_fds=[theirs.fileno()], env=env)
+        self.proc = start_module("pipelines.lib.serving.audit_writer", str(theirs.fileno()),
+                                 str(self.path), pass_fds=[theirs.fileno()])
         theirs.close()
         ours.settimeout(START_TIMEOUT_S)
         try:
@@ -268,12 +265,7 @@ class AuditWriter:
             self.sock.close()
             self.sock = None
         if self.proc is not None:
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log.error("the audit log's writer did not stop within 30 s; killed")
-                self.proc.kill()
-                self.proc.wait()
+            wait_or_kill(self.proc, 30, "the audit log's writer")
 
 
 if __name__ == "__main__":
