@@ -26,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from pipelines.lib.serving.audit_lines import line_at, parse_line, read_lines
@@ -52,7 +53,7 @@ class AccessIndex:
         self.lock = threading.Lock()  # access-log questions may come from several threads
         self.con = sqlite3.connect(index_path(self.log_path), timeout=30,
                                    check_same_thread=False, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self.con)
         self.con.execute("PRAGMA synchronous=NORMAL")
         if self.con.execute("PRAGMA user_version").fetchone()[0] == LAYOUT:
             return  # the usual case: no write lock taken (an indexer may hold it for a while)
@@ -153,6 +154,21 @@ class AccessIndex:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Switch a new index file to WAL. Two processes opening a new file at once (two service
+    workers starting) can get "database is locked" from the switch without SQLite's busy
+    timeout applying: it is retried for as long as that timeout would wait."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _digest(line: bytes) -> str:
