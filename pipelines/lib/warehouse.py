@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib import objections, timeliness
 from pipelines.lib.landing import read_meta
+from pipelines.lib.parsed import BatchRejected
 from pipelines.lib.settings import BEIJING, business_today
 from pipelines.lib.sql_gen import (
     ident,
@@ -38,7 +39,12 @@ from pipelines.lib.sql_gen import (
     typed_expr,
 )
 
-VID_STRIDE = 100_000_000  # _vid = batch seq * stride + row ordinal: unique, ordered, deterministic
+# _vid = batch seq * stride + row ordinal: unique, ordered, deterministic. Computed in BIGINT (a
+# parameter bound from Python is INTEGER when it fits: seq * 10^8 passed 2^31 at the 22nd batch).
+# A stride of 10^10 leaves a full snapshot of the largest province (84M persons, plus the deletes
+# it implies) inside one stride, and room for 9 * 10^8 batches: centuries of daily batches of
+# every resource. Earlier warehouses used 10^8; their vids stay below every new one.
+VID_STRIDE = 10_000_000_000
 
 OPS_DDL = """
 CREATE SCHEMA IF NOT EXISTS ops;
@@ -155,6 +161,19 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
                 "now() AS applied_at", [fp])
 
 
+@contextlib.contextmanager
+def transaction(con):
+    """Everything inside commits together or not at all (a crash leaves the state before)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # e.g. the disk filled: the error above says so
+            con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def batch_status(con, resource: str, batch_id: str) -> str | None:
     row = con.execute("SELECT status FROM ops.batches WHERE resource = ? AND batch_id = ?",
                       [resource, batch_id]).fetchall()
@@ -162,22 +181,26 @@ def batch_status(con, resource: str, batch_id: str) -> str | None:
 
 
 def record_rejection(con, resource: Resource, batch_id: str, code: str, message: str,
-                     drift=(), today: dt.date | None = None, contract_results=()) -> None:
-    """A rejected batch leaves a trace (and a 'rejected' status) but no rows."""
+                     drift=(), today: dt.date | None = None, contract_results=(),
+                     delivery: timeliness.Delivery | None = None) -> None:
+    """A rejected batch leaves a trace (and a 'rejected' status) but no rows; one transaction."""
     now = dt.datetime.now(dt.UTC)
-    con.execute("INSERT INTO ops.rejections VALUES (?, ?, ?, ?, ?, ?)",
-                [resource.code, batch_id, code, message, now, today or business_today()])
-    for d in drift:
-        con.execute("INSERT INTO ops.schema_drift VALUES (?, ?, ?, ?, ?, ?)",
-                    [resource.code, batch_id, d.kind, d.field, d.detail, now])
-    if contract_results:  # why a contract blocked the batch, for the scorecard and the checks
-        con.executemany("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                        "?)", contract_results)
-    con.execute("""INSERT INTO ops.batches (resource, batch_id, provider, delivery, status,
-        arrived_on) VALUES (?, ?, ?, ?, 'rejected', ?) ON CONFLICT DO UPDATE SET status = 'rejected',
-        arrived_on = excluded.arrived_on""",
-                [resource.code, batch_id, resource.provider, resource.delivery,
-                 today or business_today()])
+    today = today or business_today()
+    with transaction(con):
+        con.execute("INSERT INTO ops.rejections VALUES (?, ?, ?, ?, ?, ?)",
+                    [resource.code, batch_id, code, message, now, today])
+        for d in drift:
+            con.execute("INSERT INTO ops.schema_drift VALUES (?, ?, ?, ?, ?, ?)",
+                        [resource.code, batch_id, d.kind, d.field, d.detail, now])
+        if contract_results:  # why a contract blocked the batch, for the scorecard and the checks
+            con.executemany("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                            "?, ?, ?)", contract_results)
+        con.execute("""INSERT INTO ops.batches (resource, batch_id, provider, delivery, status,
+            arrived_on) VALUES (?, ?, ?, ?, 'rejected', ?) ON CONFLICT DO UPDATE
+            SET status = 'rejected', arrived_on = excluded.arrived_on""",
+                    [resource.code, batch_id, resource.provider, resource.delivery, today])
+        if delivery is not None:
+            timeliness.record_delivery(con, resource, delivery)
 
 
 @dataclass(frozen=True)
@@ -196,8 +219,10 @@ class LoadResult:
 def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
                extracted_at: dt.datetime | None = None, cursor: tuple[str, str | None] | None = None,
                rows: pa.Table | None = None, contracts: bool = True,
-               today: dt.date | None = None, report_dir: Path | None = None) -> LoadResult:
-    """Load one landed batch. `cursor` = (next feed cursor, snapshot id) committed with the rows.
+               today: dt.date | None = None, report_dir: Path | None = None,
+               delivery: timeliness.Delivery | None = None) -> LoadResult:
+    """Load one landed batch. `cursor` = (next feed cursor, snapshot id) and `delivery` (what
+    arrived when, for timeliness) commit with the rows.
 
     `rows` may pass the landed rows.parquet already in memory (what `land` returned) to spare a
     re-read; the landed file is what a rebuild reads.
@@ -207,8 +232,7 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
     if batch_status(con, resource.code, batch_id) == "loaded":
         return LoadResult(resource.code, batch_id, meta["received"], 0, 0, 0, 0, 0, skipped=True)
     t0 = time.perf_counter()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts,
                        today or business_today(), report_dir)
         if cursor is not None:
@@ -216,12 +240,10 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
                 SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
                 ops.cursors.snapshot_id), updated_at = excluded.updated_at""",
                         [resource.code, cursor[0], cursor[1], dt.datetime.now(dt.UTC)])
+        if delivery is not None:
+            timeliness.record_delivery(con, resource, delivery)
         con.execute("""UPDATE ops.batches SET elapsed_s = ? WHERE resource = ? AND batch_id = ?""",
                     [time.perf_counter() - t0, resource.code, batch_id])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result
 
 
@@ -231,6 +253,9 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     batch_id = meta["batch_id"]
     now = dt.datetime.now(dt.UTC)
     seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
+    if meta["received"] >= VID_STRIDE // 2:  # its rows and a snapshot's deletes share one stride
+        raise BatchRejected("batch_too_large", f"{r.code}/{batch_id}: {meta['received']:,} rows "
+                            f"in one batch; split it into batches under {VID_STRIDE // 2:,} rows")
     stored = [f.code for f in r.stored_fields]
     landed_cols = stored + ["CZLX", "GXSJ"]
     # The landed rows are scanned in place as Arrow (no copy into DuckDB).
@@ -294,7 +319,7 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
             ON {key_join(r, 'n', 'h')}""")
     for simple, join in ((True, "ANTI"), (False, "SEMI")):
         con.execute(f"""INSERT INTO hist.{r.key} SELECT {cols}, _op, _gxsj, _gxsj, NULL, {simple},
-            _row_hash, ?, _file, _line, ? * {VID_STRIDE} + _ord, ? FROM n {join} JOIN multi
+            _row_hash, ?, _file, _line, CAST(? AS BIGINT) * {VID_STRIDE} + _ord, ? FROM n {join} JOIN multi
             USING ({k})""", [batch_id, seq, now])
     staged = con.execute("SELECT count(*) FROM n").fetchall()[0][0]
 
@@ -304,7 +329,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
         at = (extracted_at or now).astimezone(BEIJING).replace(tzinfo=None)
         keys_null = ", ".join(f"h.{ident(c)}" if c in r.primary_key else "NULL" for c in stored)
         deleted = con.execute(f"""INSERT INTO hist.{r.key} SELECT {keys_null}, 'D', ?, ?, NULL,
-            false, NULL, ?, NULL, NULL, ? * {VID_STRIDE} + {VID_STRIDE - 1} - row_number() OVER (), ?
+            false, NULL, ?, NULL, NULL,
+            CAST(? AS BIGINT) * {VID_STRIDE} + {VID_STRIDE - 1} - row_number() OVER (), ?
             FROM hist.{r.key} h WHERE h._is_current AND h._op <> 'D' AND NOT EXISTS (
                 SELECT 1 FROM s WHERE {key_join(r, 's', 'h')})""",
                               [at, at, batch_id, seq, now]).fetchall()[0][0]
@@ -359,7 +385,6 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
 def _reject_retyped(con, r: Resource, batch_id: str) -> None:
     """A field whose values mostly stopped parsing changed type or format: reject the batch."""
     from pipelines.lib.drift import retyped
-    from pipelines.lib.parsed import BatchRejected
 
     fields = {f.code: f for f in r.stored_fields}
     found = []
@@ -409,7 +434,6 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
     from pipelines.lib.contracts.rules import compile_rules, contracts_config, volume_rule
     from pipelines.lib.contracts.sql_macros import MACROS
     from pipelines.lib.contracts.validate import run_contract
-    from pipelines.lib.parsed import BatchRejected
 
     rules = compile_rules(catalog, r)
     window = int(contracts_config()["volume"]["window"])
