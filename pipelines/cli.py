@@ -33,15 +33,45 @@ def _settings(home: str | None, drop_root: str | None = None, api_url: str | Non
     return Settings(**overrides)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
-def main(verbose: bool) -> None:
+class HubGroup(click.Group):
+    """Expected failures (a full disk, a platform that does not answer, a home that is a file)
+    end a command with one line and exit 2; `-v` shows the traceback as well."""
+
+    def invoke(self, ctx: click.Context):
+        from pipelines.lib.failures import EXPECTED, one_line
+
+        try:
+            return super().invoke(ctx)
+        except EXPECTED as e:
+            if ctx.obj and ctx.obj.get("verbose"):
+                raise
+            click.echo(f"huiliu: {one_line(e)}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr; tracebacks too.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Huiliu (回流): backflow of national government data into this local node.
 
     Configuration comes from HUILIU_* environment variables (see .env.example).
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"verbose": verbose}
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Without -v: the hub's own warnings and errors only. Libraries that set their loggers to
+    INFO themselves (Great Expectations, Splink) or warn on every retry (urllib3) stay quiet: the
+    handler filters by level, and their records are let through only from ERROR up."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(lambda r: r.name.startswith("pipelines") or r.levelno >= logging.ERROR)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler],
+                        force=True)
 
 
 home_opt = click.option("--home", help="Data folder (default $HUILIU_HOME or ./data).")
@@ -49,8 +79,8 @@ home_opt = click.option("--home", help="Data folder (default $HUILIU_HOME or ./d
 
 @main.command()
 @home_opt
-@click.option("--drop-root", type=click.Path(file_okay=False), help="Bulk drop folder to ingest "
-              "(default $HUILIU_DROP_ROOT or <home>/drops).")
+@click.option("--drop-root", type=click.Path(file_okay=False, exists=True),
+              help="Bulk drop folder to ingest (default $HUILIU_DROP_ROOT or <home>/drops).")
 @click.option("--api-url", help="National platform API base URL (default $HUILIU_API_URL).")
 @click.option("--resource", "resources", multiple=True,
               help="Only these resources (repeatable). Default: every resource.")
@@ -58,9 +88,12 @@ home_opt = click.option("--home", help="Data folder (default $HUILIU_HOME or ./d
 @click.option("--no-publish", is_flag=True, help="Do not publish a reader snapshot afterwards.")
 def backflow(home, drop_root, api_url, resources, bulk_only, no_publish):
     """Run backflow once, directly (no Dagster run): ingest every complete drop batch not ingested
-    before and pull every API feed to its end, then publish. Exits 1 if any batch was rejected."""
+    before and pull every API feed to its end, then publish what loaded. A resource whose source
+    fails (platform unreachable, drop root missing, disk full) does not stop the others. Exits 1
+    naming every rejected batch and every failed resource."""
     from pipelines.lib import backflow as bf
     from pipelines.lib.catalog import catalog
+    from pipelines.lib.failures import EXPECTED, one_line
     from pipelines.lib.publish import publish
 
     s = _settings(home, drop_root, api_url)
@@ -68,23 +101,39 @@ def backflow(home, drop_root, api_url, resources, bulk_only, no_publish):
     chosen = [cat.resource(r) for r in resources] or list(cat.resources.values())
     if bulk_only:
         chosen = [r for r in chosen if r.delivery == "bulk"]
-    rows, rejected = [], []
+    rows, rejected, failed = [], [], {}  # failed: one line -> the resources it stopped
     for r in chosen:
-        run = bf.run_resource(s, cat, r)
+        try:
+            run = bf.run_resource(s, cat, r)
+        except EXPECTED as e:
+            failed.setdefault(one_line(e), []).append(r.code)
+            continue
         m = run.as_metadata()
         rows.append((r.code, m["batches_loaded"], m["batches_skipped"], m["received"],
                      m["staged"], m["quarantined"], m["superseded"], m["incidents"],
                      m["batches_rejected"]))
         rejected += [(r.code, b, msg) for b, msg in run.rejected]
-    click.echo(render(["resource", "loaded", "skipped", "received", "staged", "quarantined",
-                       "superseded", "incidents", "rejected"], rows))
-    if not no_publish:
-        click.echo(f"published: {publish(s)}")
+        if run.failed:
+            failed.setdefault(run.failed, []).append(r.code)
+    if rows:
+        click.echo(render(["resource", "loaded", "skipped", "received", "staged", "quarantined",
+                           "superseded", "incidents", "rejected"], rows))
+    if not no_publish and rows:
+        try:
+            click.echo(f"published: {publish(s)}")
+        except EXPECTED as e:
+            failed.setdefault(one_line(e), []).append("publish")
     if rejected:
         click.echo("\nRejected batches (nothing of them was loaded; they are taken again when the "
                    "provider redelivers the same batch id):", err=True)
         for code, b, msg in rejected:
             click.echo(f"  {code}/{b}: {msg}", err=True)
+    if failed:
+        click.echo("\nFailed (what loaded before the failure is kept; run again once fixed):",
+                   err=True)
+        for msg, codes in failed.items():
+            click.echo(f"  {', '.join(codes)}: {msg}", err=True)
+    if rejected or failed:
         sys.exit(1)
 
 
@@ -96,7 +145,8 @@ def backflow(home, drop_root, api_url, resources, bulk_only, no_publish):
               help="in_process starts in a second; multiprocess runs two steps at once in "
                    "separate processes, as scheduled runs do.")
 def run_cmd(home, job, executor):
-    """Run a Dagster job as a recorded run on the hub's instance (visible in the UI)."""
+    """Run a Dagster job as a recorded run on the hub's instance (visible in the UI). Exits 1 when
+    a step failed or a check of ERROR severity failed (a batch rejected, a source unreachable)."""
     from pipelines.runner import failed_checks, failure_messages, run_job
 
     result = run_job(_settings(home), job, executor)
@@ -105,7 +155,7 @@ def run_cmd(home, job, executor):
     for msg in failed_checks(result):
         click.echo(f"CHECK FAILED {msg}", err=True)
     click.echo(f"run {result.run_id}: {'success' if result.success else 'failure'}")
-    sys.exit(0 if result.success else 1)
+    sys.exit(0 if result.success and not failed_checks(result, errors_only=True) else 1)
 
 
 def _read_con(s: Settings):

@@ -71,13 +71,17 @@ def failure_messages(result: dg.ExecutionResult) -> list[str]:
     return out
 
 
-def failed_checks(result: dg.ExecutionResult) -> list[str]:
-    """Checks that failed in the run (e.g. a batch rejected whole), with their descriptions."""
+def failed_checks(result: dg.ExecutionResult, *, errors_only: bool = False) -> list[str]:
+    """Checks that failed in the run (e.g. a batch rejected whole, a source that did not answer),
+    with their descriptions; `errors_only`: those of ERROR severity."""
     out = []
     for ev in result.all_events:
         if ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
-            if not data.passed:  # type: ignore[union-attr]
-                desc = (data.description or "").strip()  # type: ignore[union-attr]
-                out.append(f"{data.asset_key.to_user_string()} {data.check_name}: {desc}")  # type: ignore[union-attr]
+            if data.passed:  # type: ignore[union-attr]
+                continue
+            if errors_only and data.severity != dg.AssetCheckSeverity.ERROR:  # type: ignore[union-attr]
+                continue
+            desc = (data.description or "").strip()  # type: ignore[union-attr]
+            out.append(f"{data.asset_key.to_user_string()} {data.check_name}: {desc}")  # type: ignore[union-attr]
     return out

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipelines.lib import drops
-from pipelines.lib.api_client import Page, PlatformClient
+from pipelines.lib.api_client import ApiError, Page, PlatformClient
 from pipelines.lib.api_records import parse_records
 from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.landing import land
 from pipelines.lib.parsed import BatchRejected, Incident, ParsedBatch
 from pipelines.lib.settings import Settings
-from pipelines.lib.timeliness import Timeliness, assess, record_delivery
+from pipelines.lib.timeliness import Delivery, Timeliness, assess, record_delivery
 from pipelines.lib.warehouse import (
     LoadResult,
     batch_status,
@@ -48,6 +48,7 @@ class ResourceRun:
     stage_s: dict[str, float] = field(default_factory=dict)  # seconds per stage, for tuning
     contract: list[FamilyResult] = field(default_factory=list)  # this run's batches, per family
     timeliness: Timeliness | None = None
+    failed: str | None = None  # why the source could not be read to its end (one line)
 
     def timed(self, stage: str, t0: float) -> float:
         now = time.perf_counter()
@@ -59,7 +60,7 @@ class ResourceRun:
 
     def as_metadata(self) -> dict:
         return {"batches_loaded": len(self.loaded), "batches_skipped": self.skipped,
-                "batches_rejected": len(self.rejected),
+                "batches_rejected": len(self.rejected), "failed": self.failed or "",
                 **{a: self.total(a) for a in ("received", "staged", "quarantined", "superseded",
                                               "deleted_by_snapshot", "incidents")},
                 "elapsed_s": round(self.elapsed_s, 3), **self.api_stats,
@@ -73,6 +74,20 @@ def prepare(settings: Settings, catalog: Catalog) -> None:
 
 # --- bulk drops ---------------------------------------------------------------------------------
 
+class DropRootMissing(Exception):
+    """The configured drop root is not a folder: a typo would otherwise hide every bulk drop."""
+
+
+def check_drop_root(settings: Settings) -> None:
+    """An explicitly configured drop root must exist (the default one is created on first use)."""
+    root = settings.drops
+    if settings.drop_root is None:
+        root.mkdir(parents=True, exist_ok=True)
+    elif not root.is_dir():
+        raise DropRootMissing(f"drop root {root} is not a folder; check --drop-root / "
+                              "HUILIU_DROP_ROOT")
+
+
 def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:
     """Ingest every complete batch of `resource` under the drop root not loaded before.
 
@@ -81,11 +96,17 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
     """
     t0 = time.perf_counter()
     run = ResourceRun(resource.code)
+    try:
+        check_drop_root(settings)
+    except DropRootMissing as e:
+        run.failed = str(e)
+    today = settings.business_date()
     with writer(settings.warehouse_path) as con:
         ensure_schema(con, catalog)
         loaded = {b for (b,) in con.execute("SELECT batch_id FROM ops.batches WHERE resource = ? "
                                             "AND status = 'loaded'", [resource.code]).fetchall()}
-        for batch_dir in drops.discover(settings.drops, catalog, resource.code):
+        for batch_dir in ([] if run.failed else drops.discover(settings.drops, catalog,
+                                                                resource.code)):
             if batch_dir.name in loaded:
                 run.skipped += 1
                 continue
@@ -98,22 +119,18 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                 folder, rows = land(settings.landing, resource.provider, parsed,
                                     batch.manifest.raw)
                 t = run.timed("land", t)
-                run.loaded.append(load_batch(con, catalog, resource, folder, rows=rows,
-                                             extracted_at=batch.manifest.extracted_at,
-                                             contracts=settings.contracts,
-                                             today=settings.business_date(),
-                                             report_dir=settings.reports_dir / "validations"))
+                run.loaded.append(load_batch(
+                    con, catalog, resource, folder, rows=rows,
+                    extracted_at=batch.manifest.extracted_at, contracts=settings.contracts,
+                    today=today, report_dir=settings.reports_dir / "validations",
+                    delivery=Delivery(today, batch_dir.name, "loaded",
+                                      batch.manifest.extracted_at)))
                 run.timed("load", t)
-                record_delivery(con, resource, extracted_at=batch.manifest.extracted_at,
-                                arrived_on=settings.business_date(), batch_id=batch_dir.name,
-                                status="loaded")
             except BatchRejected as e:
                 log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
                 record_rejection(con, resource, batch_dir.name, e.code, e.message, e.drift,
-                                 settings.business_date(), getattr(e, "contract_results", ()))
-                record_delivery(con, resource, extracted_at=None,
-                                arrived_on=settings.business_date(), batch_id=batch_dir.name,
-                                status="rejected")
+                                 today, getattr(e, "contract_results", ()),
+                                 delivery=Delivery(today, batch_dir.name, "rejected"))
                 run.rejected.append((batch_dir.name, str(e)))
         _summarise(con, settings, resource, run)
         _record_run(con, run, time.perf_counter() - t0)
@@ -125,7 +142,9 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
 def _client(settings: Settings) -> PlatformClient:
     return PlatformClient(settings.api_url, settings.api_client_id,
                           settings.api_client_secret.get_secret_value(),
-                          timeout=settings.api_timeout_seconds, max_retries=settings.api_max_retries)
+                          timeout=settings.api_timeout_seconds,
+                          connect_timeout=settings.api_connect_timeout_seconds,
+                          max_retries=settings.api_max_retries)
 
 
 def _combine(resource: Resource, batch_id: str, mode: str, parts: list[ParsedBatch]) -> ParsedBatch:
@@ -145,10 +164,13 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
 
     One writer session for the whole pull (as for bulk): pages are prefetched in a thread, so the
     lock is held while rows are parsed and loaded, not while waiting on a slow platform for long.
+    A platform that cannot be reached or keeps failing ends the pull with `run.failed` (what was
+    loaded before stays: each batch committed with its cursor); the caller goes on with the rest.
     """
     t0 = time.perf_counter()
     run = ResourceRun(resource.code)
     client = _client(settings)
+    today = settings.business_date()
     try:
         with writer(settings.warehouse_path) as con:
             ensure_schema(con, catalog)
@@ -158,25 +180,27 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
             done = con.execute("SELECT count(*) FROM ops.batches WHERE resource = ? AND batch_id "
                                "LIKE 'chg-%' AND status = 'loaded'", [resource.code]).fetchall()[0][0]
             cursor, snapshot_id = (row[0], row[1]) if row else (None, None)
-            snaps = client.snapshots(resource.code)
             try:
+                snaps = client.snapshots(resource.code)
                 if snaps and (snapshot_id is None or snaps[-1].snapshot_id > snapshot_id):
                     cursor = _take_snapshot(con, settings, catalog, client, resource, snaps[-1],
                                             run)
-                _follow_changes(con, settings, catalog, client, resource, cursor or "", done, run)
+                reached_end = _follow_changes(con, settings, catalog, client, resource,
+                                              cursor or "", done, run)
+                if not reached_end:  # nothing new at the end of the feed: a delivery all the same
+                    record_delivery(con, resource, Delivery(today, "pull-no-changes", "loaded"))
             except BatchRejected as e:
                 # The cursor stays before the rejected batch: every run asks again until the
                 # provider's feed delivers it in a usable form.
                 batch_id = getattr(e, "batch_id", "?")
                 log.error("batch %s/%s rejected: %s", resource.code, batch_id, e)
                 record_rejection(con, resource, batch_id, e.code, e.message, e.drift,
-                                 settings.business_date(), getattr(e, "contract_results", ()))
+                                 today, getattr(e, "contract_results", ()),
+                                 delivery=Delivery(today, batch_id, "rejected"))
                 run.rejected.append((batch_id, str(e)))
+            except ApiError as e:
+                run.failed = str(e)
             run.api_stats = dict(client.stats)
-            # the feed answered to its end: the provider has delivered through yesterday
-            record_delivery(con, resource, extracted_at=None, arrived_on=settings.business_date(),
-                            batch_id=f"pull-{len(run.loaded)}-batches",
-                            status="rejected" if run.rejected else "loaded")
             _summarise(con, settings, resource, run)
             _record_run(con, run, time.perf_counter() - t0)
     finally:
@@ -250,10 +274,12 @@ def _pages(fetch_page: Callable[[str], Page], cursor: str, label: str, depth: in
 
 
 def _follow_changes(con, settings, catalog, client, resource, cursor: str, done: int,
-                    run: ResourceRun) -> None:
+                    run: ResourceRun) -> bool:
+    """Load the feed from `cursor` to its end; True when the last batch carried the delivery."""
     parts: list[ParsedBatch] = []
     start, rows, n = cursor, 0, 0
     fetched_at = dt.datetime.now(dt.UTC)
+    today = settings.business_date()
     def fetch(cur: str) -> Page:
         return client.changes(resource.code, cur, settings.api_page_size)
 
@@ -266,15 +292,21 @@ def _follow_changes(con, settings, catalog, client, resource, cursor: str, done:
             rows += len(page.records)
         cursor = page.next_cursor
         if rows and (rows >= settings.api_batch_rows or not page.has_more):
+            # the batch that reaches the feed's end commits the pull's delivery with its rows (a
+            # pull answered to its end delivers through the day before it)
+            delivery = None if page.has_more else Delivery(today, batch_id, "loaded")
             _load_changes(con, settings, catalog, resource, batch_id, parts, start, cursor,
-                          fetched_at, run)
+                          fetched_at, run, delivery)
             done += 1
             parts, start, rows, n = [], cursor, 0, 0
             fetched_at = dt.datetime.now(dt.UTC)
+            if delivery is not None:
+                return True
+    return False
 
 
 def _load_changes(con, settings, catalog, resource, batch_id, parts, start, cursor, fetched_at,
-                  run: ResourceRun) -> None:
+                  run: ResourceRun, delivery: Delivery | None) -> None:
     parsed = _combine(resource, batch_id, "incremental", parts)
     folder, landed = land(settings.landing, resource.provider, parsed,
                           {"delivery": "api", "start_cursor": start, "next_cursor": cursor})
@@ -285,7 +317,8 @@ def _load_changes(con, settings, catalog, resource, batch_id, parts, start, curs
                                  cursor=(cursor, None), rows=landed,
                                  contracts=settings.contracts,
                                  today=settings.business_date(),
-                                 report_dir=settings.reports_dir / "validations"))
+                                 report_dir=settings.reports_dir / "validations",
+                                 delivery=delivery))
 
 
 def run_resource(settings: Settings, catalog: Catalog, resource: Resource) -> ResourceRun:

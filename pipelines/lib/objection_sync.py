@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass, field
 
 from pipelines.lib import objections as obj
-from pipelines.lib.api_client import ApiError, PlatformClient
+from pipelines.lib.api_client import ApiError, PlatformClient, PlatformUnreachable
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.sql_gen import record_key_expr
+from pipelines.lib.warehouse import transaction
 
 log = logging.getLogger(__name__)
 CURSOR_KEY = "__objection_answers__"  # its row in ops.cursors
@@ -34,9 +35,14 @@ class SyncResult:
 
 
 def sync(con, catalog: Catalog, client: PlatformClient, today: dt.date) -> SyncResult:
+    """A platform that does not answer leaves everything as it was (unsent objections are sent,
+    unread answers read, by the next run); `errors` says what failed."""
     res = SyncResult()
     _submit(con, client, today, res)
-    _apply_answers(con, catalog, client, today, res)
+    try:
+        _apply_answers(con, catalog, client, today, res)
+    except ApiError as e:  # the answers cursor moves only with the answers applied
+        res.errors.append(f"objection answers not read: {e}")
     return res
 
 
@@ -50,16 +56,22 @@ def _submit(con, client: PlatformClient, today: dt.date, res: SyncResult) -> Non
                 "objection_id": oid, "resource": resource, "batch_id": batch_id, "file": file,
                 "line": line, "record_key": key, "field": fld, "rule_id": rule_id,
                 "reason": reason})
+        except PlatformUnreachable as e:  # none of the rest would get through either
+            res.errors.append(f"objections not submitted: {e}")
+            return
         except ApiError as e:  # stays raised and unsent: the next run submits it again
             res.errors.append(f"{oid}: {e}")
             continue
         now = dt.datetime.now(dt.UTC)
-        con.execute("UPDATE ops.objections SET submitted_at = ? WHERE objection_id = ?", [now, oid])
+        with transaction(con):  # sent and acknowledged together (a resend is idempotent)
+            con.execute("UPDATE ops.objections SET submitted_at = ? WHERE objection_id = ?",
+                        [now, oid])
+            if ack.get("status") == "accepted":
+                obj._move(con, oid, "accepted", provider,  # noqa: SLF001
+                          f"提供方受理 / accepted by the provider at {ack.get('received_at')}",
+                          now, today)
         res.submitted += 1
         if ack.get("status") == "accepted":
-            obj._move(con, oid, "accepted", provider,  # noqa: SLF001
-                      f"提供方受理 / accepted by the provider at {ack.get('received_at')}",
-                      now, today)
             res.count("accepted")
 
 
@@ -70,13 +82,14 @@ def _apply_answers(con, catalog: Catalog, client: PlatformClient, today: dt.date
     cursor = row[0][0] if row else ""
     while True:
         page = client.objection_answers(cursor)
-        for a in page.records:
-            res.answers += 1
-            _apply(con, catalog, a, today, res)
-        cursor = page.next_cursor
-        con.execute("""INSERT INTO ops.cursors VALUES (?, ?, NULL, ?) ON CONFLICT DO UPDATE
-            SET cursor = excluded.cursor, updated_at = excluded.updated_at""",
-                    [CURSOR_KEY, cursor, dt.datetime.now(dt.UTC)])
+        with transaction(con):  # a page's answers and the cursor past them commit together
+            for a in page.records:
+                res.answers += 1
+                _apply(con, catalog, a, today, res)
+            cursor = page.next_cursor
+            con.execute("""INSERT INTO ops.cursors VALUES (?, ?, NULL, ?) ON CONFLICT DO UPDATE
+                SET cursor = excluded.cursor, updated_at = excluded.updated_at""",
+                        [CURSOR_KEY, cursor, dt.datetime.now(dt.UTC)])
         if not page.has_more:
             return
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     api_batch_rows: int = 200_000
     """Rows per API batch: each batch lands and commits with its cursor, so a crash loses at most one."""
     api_timeout_seconds: float = 30.0
+    """Longest wait for the platform's answer to one request (read timeout)."""
+    api_connect_timeout_seconds: float = 5.0
+    """Longest wait for a connection to the platform."""
     api_max_retries: int = 6
     contracts: bool = True
     """Validate every batch against its contract (Great Expectations) before it is stored."""

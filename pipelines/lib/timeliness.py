@@ -62,15 +62,24 @@ def due_on(cycle: str, start: dt.date) -> dt.date:
     return period_end(cycle, start) + dt.timedelta(days=int(config()["cycles"][cycle]["grace_days"]))
 
 
-def record_delivery(con, r: Resource, *, extracted_at: dt.datetime | None, arrived_on: dt.date,
-                    batch_id: str, status: str) -> None:
-    """One delivery: a bulk batch (loaded or rejected) or a successful API pull (extracted_at None:
-    the feed delivers through the day before the pull)."""
-    through = ((extracted_at.astimezone(BEIJING).date() if extracted_at else arrived_on)
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery: a bulk batch (loaded or rejected) or an API pull that reached the feed's end
+    (extracted_at None: the feed delivers through the day before the pull). It is written in the
+    same transaction as what it reports, so a crash never shows a delivered period as missing."""
+
+    arrived_on: dt.date
+    batch_id: str
+    status: str
+    extracted_at: dt.datetime | None = None
+
+
+def record_delivery(con, r: Resource, d: Delivery) -> None:
+    through = ((d.extracted_at.astimezone(BEIJING).date() if d.extracted_at else d.arrived_on)
                - dt.timedelta(days=1))
     con.execute("INSERT INTO ops.deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [r.code, r.provider, period_start(r.update_cycle, through), through, arrived_on,
-                 dt.datetime.now(dt.UTC), batch_id, status])
+                [r.code, r.provider, period_start(r.update_cycle, through), through, d.arrived_on,
+                 dt.datetime.now(dt.UTC), d.batch_id, d.status])
 
 
 @dataclass

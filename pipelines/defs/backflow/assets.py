@@ -19,6 +19,7 @@ PUBLISHED_KEY = dg.AssetKey(["warehouse", "published"])
 ACCOUNTING_CHECK = "row_accounting"
 ACCEPTED_CHECK = "batches_accepted"
 TIMELINESS_CHECK = "delivered_on_time"
+SOURCE_CHECK = "source_read"
 
 
 def contract_families(r: Resource) -> list[str]:
@@ -98,12 +99,19 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(ACCOUNTING_CHECK, asset=key,
                               description="received = staged + quarantined + superseded, for "
                                           "every batch loaded in this run"),
+            dg.AssetCheckSpec(SOURCE_CHECK, asset=key,
+                              description="The source answered to its end: the platform's API "
+                                          "(reachable within its deadlines) or the drop root "
+                                          "(present and readable). A failure loads what came "
+                                          "before it and lets every other resource go on."),
             dg.AssetCheckSpec(ACCEPTED_CHECK, asset=key,
                               description="No batch was rejected whole (checksum, row count, "
                                           "truncated or missing part, schema drift). A rejected "
                                           "batch is not loaded and is taken when redelivered."),
         ],
-        # Transient API trouble (5xx storms, timeouts) gets a later retry; rejected batches do not.
+        # Transient API trouble is retried by the client within its deadlines; a source that
+        # still fails is a failing check (the other resources and publishing go on), and an
+        # unexpected error gets two later retries of the step.
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
     )
     def _asset(context: dg.AssetExecutionContext, hub: HubSettings):
@@ -125,6 +133,9 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
             check_results=[
                 *[_family_check_result(f, by_family.get(f)) for f in contract_families(r)],
                 _timeliness_result(run.timeliness),
+                dg.AssetCheckResult(check_name=SOURCE_CHECK, passed=run.failed is None,
+                                    severity=dg.AssetCheckSeverity.ERROR,
+                                    description=run.failed),
                 dg.AssetCheckResult(check_name=ACCOUNTING_CHECK, passed=balanced,
                                     metadata={"batches": len(run.loaded)}),
                 dg.AssetCheckResult(

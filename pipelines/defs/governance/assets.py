@@ -18,6 +18,7 @@ from pipelines.lib.warehouse import ensure_schema, writer
 OBJECTIONS_KEY = dg.AssetKey(["governance", "objections"])
 SCORECARD_KEY = dg.AssetKey(["governance", "scorecard"])
 OVERDUE_CHECK = "no_overdue_objections"
+EXCHANGED_CHECK = "exchanged_with_platform"
 
 
 @dg.asset(
@@ -28,7 +29,11 @@ OVERDUE_CHECK = "no_overdue_objections"
                 "(accepted, verifying, confirmed, rejected); corrected records close them.",
     check_specs=[dg.AssetCheckSpec(OVERDUE_CHECK, asset=OBJECTIONS_KEY,
                                    description="No open objection is past its working-day "
-                                               "deadline (quality/objections.yaml).")],
+                                               "deadline (quality/objections.yaml)."),
+                 dg.AssetCheckSpec(EXCHANGED_CHECK, asset=OBJECTIONS_KEY,
+                                   description="Every new objection was submitted and every "
+                                               "answer read through the platform; what could "
+                                               "not be is sent or read by the next run.")],
 )
 def objections_asset(context: dg.AssetExecutionContext, hub: HubSettings):
     settings = hub.settings()
@@ -46,7 +51,7 @@ def objections_asset(context: dg.AssetExecutionContext, hub: HubSettings):
     finally:
         client.close()
     for e in res.errors:
-        context.log.warning("objection not submitted (retried next run): %s", e)
+        context.log.info("retried next run: %s", e)
     listing = "\n".join(f"- {p} {oid}" for p, oid in overdue[:30]) or "none"
     return dg.MaterializeResult(
         metadata={"submitted": res.submitted, "answers": res.answers,
@@ -56,7 +61,12 @@ def objections_asset(context: dg.AssetExecutionContext, hub: HubSettings):
         check_results=[dg.AssetCheckResult(
             check_name=OVERDUE_CHECK, passed=not overdue, severity=dg.AssetCheckSeverity.WARN,
             description=f"{len(overdue)} objection(s) past their deadline" if overdue else None,
-            metadata={"overdue": len(overdue), "objections": dg.MetadataValue.md(listing)})])
+            metadata={"overdue": len(overdue), "objections": dg.MetadataValue.md(listing)}),
+            dg.AssetCheckResult(
+                check_name=EXCHANGED_CHECK, passed=not res.errors,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description="; ".join(dict.fromkeys(res.errors))[:2000] or None,
+                metadata={"errors": len(res.errors)})])
 
 
 @dg.asset(
