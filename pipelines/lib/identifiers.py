@@ -1,9 +1,11 @@
 """Identifier standards: citizen ID (GB 11643), unified social credit code (GB 32100) with its embedded
 organisation code (GB 11714), and the customs enterprise code.
 
-Pure functions, no I/O. `make_*` build valid identifiers (the simulator uses them); `is_valid_*` check;
-`normalize_*` undo the cosmetic damage seen in real data (full-width digits, spaces, lowercase x)
-without guessing anything else.
+Pure functions, no I/O and no clock. `make_*` build valid identifiers (the simulator uses them);
+`is_valid_*` check; `normalize_*` undo the cosmetic damage seen in real data (full-width digits,
+spaces, lowercase x) without guessing anything else. A citizen ID's birth date may not lie after the
+date it is judged at: the caller names that date (`as_of`: a record's update time, the hub's
+business date), as the contract rules do with the record's GXSJ (pipelines/lib/contracts).
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ from dataclasses import dataclass
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_ZERO = ord("0") * sum(_ID_WEIGHTS)
+# The earliest birth date accepted. GB 11643 writes the year in four digits and sets no bound, so
+# the bound is the hub's: nobody born before 1900 is alive (126 or older in 2026); the 15-digit
+# numbers issued 1984-1999 write the year as 19YY; the records that flow back (police registers,
+# civil affairs digitised from ~2004, cremations since) would need a person aged 104 or more at
+# digitisation. A pre-1900 year is far likelier a mistyped one. The standard's own example
+# 440524188001010014 (born 1880-01-01) illustrates the format, not a person; a genuine exception
+# (a claimed supercentenarian's card) fails the contract and reaches the provider as a data
+# objection. quality/contracts.yaml applies the same bound (gb11643_* macros, sql_macros.py).
+BIRTH_DATE_MIN = dt.date(1900, 1, 1)
+_BIRTH_MIN = f"{BIRTH_DATE_MIN:%Y%m%d}"
 _FULLWIDTH = str.maketrans("０１２３４５６７８９ＸｘＡＢＣＤＥＦＧＨＪＫＬＭＮＰＱＲＴＵＷＹ",
                            "0123456789XxABCDEFGHJKLMNPQRTUWY")
 
@@ -59,17 +71,34 @@ def make_citizen_id(address_code: str, birth: dt.date, sequence: int) -> str:
     return first17 + gb11643_check_char(first17)
 
 
-def is_valid_citizen_id(value: str | None) -> bool:
-    """18 characters, a real birth date and a correct check character (the value as given)."""
+def is_valid_citizen_id(value: str | None, as_of: dt.date | None = None) -> bool:
+    """18 characters, a real birth date from BIRTH_DATE_MIN to `as_of` (when given: without it no
+    upper bound applies) and a correct check character (the value as given)."""
     if not value or len(value) != 18:
         return False
-    first17 = value[:17]
-    if not _digits(first17) or _birth_date(value[6:14]) is None:
+    first17, birth = value[:17], value[6:14]
+    # _birth_ok inline (string bounds first, the cached real-date check last): the prefill
+    # service checks every ID it is asked about
+    if (not _digits(first17) or birth < _BIRTH_MIN
+            or (as_of is not None and birth > _yyyymmdd(as_of)) or _birth_date(birth) is None):
         return False
     # the check character inline (gb11643_check_char re-checks its input): every ID a prefill or
     # a batch check names passes here
     return value[17] == _ID_CHECK[(sum(map(operator.mul, first17.encode(), _ID_WEIGHTS))
                                    - _ID_ZERO) % 11]
+
+
+def _birth_ok(yyyymmdd: str, as_of: dt.date | None) -> bool:
+    """A real date within the bounds. 'YYYYMMDD' strings of digits order as the dates do: the bounds
+    are string comparisons (the prefill service checks every ID it is asked about)."""
+    if yyyymmdd < _BIRTH_MIN or (as_of is not None and yyyymmdd > _yyyymmdd(as_of)):
+        return False
+    return _birth_date(yyyymmdd) is not None
+
+
+@functools.lru_cache(maxsize=64)  # callers pass one business date or a few record dates
+def _yyyymmdd(d: dt.date) -> str:
+    return f"{d:%Y%m%d}"
 
 
 @functools.lru_cache(maxsize=200_000)  # a few tens of thousands of birth dates recur
@@ -99,8 +128,9 @@ class CitizenId:
         return not self.problems
 
 
-def parse_citizen_id(raw: str | None) -> CitizenId:
-    """Normalise, upgrade a legacy 15-digit number, and report every problem found."""
+def parse_citizen_id(raw: str | None, as_of: dt.date | None = None) -> CitizenId:
+    """Normalise, upgrade a legacy 15-digit number, and report every problem found. `birth_date` is
+    what the number states, also when it lies outside BIRTH_DATE_MIN..`as_of` (a problem)."""
     number = normalize_citizen_id(raw) or ""
     legacy = False
     if len(number) == 15 and _digits(number):
@@ -109,7 +139,7 @@ def parse_citizen_id(raw: str | None) -> CitizenId:
     if len(number) != 18 or not _digits(number[:17]) or number[17] not in "0123456789X":
         return CitizenId(number, None, None, None, legacy, ("format",))
     birth = _birth_date(number[6:14])
-    if birth is None:
+    if not _birth_ok(number[6:14], as_of):
         problems.append("birth_date")
     if number[17] != gb11643_check_char(number[:17]):
         problems.append("checksum")
@@ -162,10 +192,17 @@ def make_uscc(authority: str, category: str, division: str, org_body8: str) -> s
 
 
 def uscc_problems(code: str | None) -> tuple[str, ...]:
-    """Empty when valid; otherwise which part is wrong: format, checksum, org_code."""
+    """Empty when valid; otherwise which part is wrong: format, division, checksum, org_code.
+
+    Positions 1 and 2 (registration authority, organisation category) are held to the charset only:
+    the standard's table of authorities and categories is longer than the few DOMAIN.md names.
+    Positions 3-8 are the GB/T 2260 code of the registering authority: six digits, in today's
+    division list or not (codes change; national-level registrations carry 100000)."""
     if not code or len(code) != 18 or any(c not in USCC_CHARSET for c in code):
         return ("format",)
     problems = []
+    if not _digits(code[2:8]):
+        problems.append("division")
     if code[17] != uscc_check_char(code[:17]):
         problems.append("checksum")
     if not is_valid_org_code(code[8:17]):

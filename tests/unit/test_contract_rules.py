@@ -111,14 +111,58 @@ def test_sql_identifier_rules_agree_with_the_python_reference():
     for m in MACROS:
         con.execute(m)
     ids = ["11010519491231002X", "440524188001010014", "11010519491231002Y", "110105194912310021",
-           "11010519491331002X", "1101051949123100", "abcdefghijklmnopqr"]
-    for v in ids:
-        assert con.execute("SELECT gb11643_ok(?)", [v]).fetchone()[0] == is_valid_citizen_id(v), v
+           "11010519491331002X", "1101051949123100", "abcdefghijklmnopqr",
+           make_citizen_id("110105", dt.date(1899, 12, 31), 2),  # before 1900
+           make_citizen_id("110105", dt.date(1900, 1, 1), 2),
+           make_citizen_id("110105", dt.date(2026, 10, 3), 2),  # after the record's date below
+           make_citizen_id("110105", dt.date(2026, 10, 2), 2)]
+    for as_of in (None, dt.date(2026, 10, 2)):
+        for v in ids:
+            got = con.execute("SELECT gb11643_ok(?, ?::DATE)", [v, as_of]).fetchone()[0]
+            assert got == is_valid_citizen_id(v, as_of=as_of), (v, as_of)
     body = "9111000060003734"
     broken_org = body + "2" + uscc_check_char(body + "2")  # outer check right, org code wrong
+    letters = "91A1B2C3600037341"  # a division code with letters, both checks right
     for v in ["91110000600037341L", "91350100M000100Y43", "91440300708461136T",
-              "91110000600037341M", broken_org]:
+              "91110000600037341M", broken_org, letters + uscc_check_char(letters)]:
         assert con.execute("SELECT gb32100_ok(?)", [v]).fetchone()[0] == is_valid_uscc(v), v
+
+
+def _born(row: dict, born: dt.date, gxsj: dt.datetime | None = None) -> dict:
+    """The row of a person born on `born` (ID and CSRQ agree), optionally updated at `gxsj`."""
+    pid = make_citizen_id("500103", born, int(row["GMSFHM"][14:17]))
+    return dict(row, GMSFHM=pid, CSRQ=born, _gxsj=gxsj or row["_gxsj"])
+
+
+@pytest.mark.parametrize("born, gxsj, want", [
+    # born after the record was last changed (its GXSJ, 2026-10-02): the ID cannot exist yet; the
+    # birth date field is in the future as well
+    (dt.date(2026, 10, 3), None, {"PS_POP_BASIC.GMSFHM.gb11643": 1,
+                                  "PS_POP_BASIC.CSRQ.not_future": 1}),
+    (dt.date(2099, 12, 31), None, {"PS_POP_BASIC.GMSFHM.gb11643": 1,
+                                   "PS_POP_BASIC.CSRQ.not_future": 1}),
+    # judged on the record's date, not on today's: a record changed in 2005 names no one born 2010
+    (dt.date(2010, 5, 1), dt.datetime(2005, 6, 1), {"PS_POP_BASIC.GMSFHM.gb11643": 1,
+                                                    "PS_POP_BASIC.CSRQ.not_future": 1}),
+    (dt.date(1899, 12, 31), None, {"PS_POP_BASIC.GMSFHM.gb11643": 1}),
+    (dt.date(1880, 1, 1), None, {"PS_POP_BASIC.GMSFHM.gb11643": 1}),
+    # the bounds themselves are valid: a newborn registered on its birthday, a 1900 birth
+    (dt.date(2026, 10, 2), None, {}),
+    (dt.date(1900, 1, 1), None, {}),
+])
+def test_a_citizen_id_birth_date_outside_1900_to_the_records_date_fails(born, gxsj, want):
+    rows = [clean_person(i) for i in range(3)]
+    rows[1] = _born(rows[1], born, gxsj)
+    assert failures(rows) == want
+
+
+def test_a_legacy_15_digit_number_is_judged_on_the_records_date_too():
+    rows = [clean_person(i) for i in range(2)]
+    rows[1].update(GMSFHM="110105491231002", CSRQ=dt.date(1949, 12, 31),
+                   _gxsj=dt.datetime(1949, 12, 30, 12))
+    rows[1]["HJDZ_XZQHDM"] = "500103"
+    got = failures(rows)
+    assert got == {"PS_POP_BASIC.GMSFHM.gb11643": 1, "PS_POP_BASIC.CSRQ.not_future": 1}
 
 
 def test_a_rule_failing_beyond_its_threshold_blocks_the_batch():
@@ -153,6 +197,9 @@ def enterprise_failures(rows: list[dict]) -> dict[str, int]:
     ({"ZS_XZQHDM": "440305"}, "CU_ENT_REG.ZS_XZQHDM.customs_consistency"),  # region 5001 ≠ 4403
     ({"XYDJDM": "A"}, "CU_ENT_REG.XYDJDM.regime_validity"),  # 一般认证 exists under 237 only
     ({"BARQ": dt.date(2026, 11, 1)}, "CU_ENT_REG.BARQ.not_future"),
+    # positions 3–8 hold the registering authority's division code: digits, not letters (both
+    # check characters of this code are right)
+    ({"TYSHXYDM": make_uscc("9", "1", "5A0116", "10000001")}, "CU_ENT_REG.TYSHXYDM.gb32100"),
 ])
 def test_enterprise_cross_field_rules(changes, rule):
     clean = [clean_enterprise(i) for i in range(3)]
