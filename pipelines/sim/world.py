@@ -844,6 +844,10 @@ def _subsistence(w: World, rng) -> None:
     rec = np.nonzero(rng.random(n) < p)[0]
     mi0 = month_index(start)
     sm = mi0 - rng.integers(0, 48, len(rec))
+    # payments begin no earlier than the first month starting on or after the birth: a month's rows
+    # are dated its 1st, and no record may name a person born after the record's date (GB 11643)
+    first = [month_index(b) + (day_str(b)[6:] != "01") for b in c["birth"][rec].tolist()]
+    sm = np.maximum(sm, np.asarray(first, dtype=np.int64))
     em = np.full(len(rec), -1, dtype=np.int64)
     ended = rng.random(len(rec)) < 0.15
     em[ended] = np.minimum(sm[ended] + rng.integers(1, 36, ended.sum()), mi0 - 1)
