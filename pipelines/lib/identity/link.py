@@ -92,7 +92,10 @@ def predict_links(con, anchors_sql: str, candidates_sql: str, model: Path = MODE
     anchor reaches ACCEPT and is its only anchor that does."""
     from splink import Linker
 
-    db_api = splink_db()  # its own in-memory database: Splink's work tables stay out of the warehouse
+    # its own in-memory database: Splink's work tables (and any statement or transaction of its
+    # own) stay out of the warehouse and out of the reconcile transaction `con` is in; `con` is
+    # only read, into Arrow tables, and sees that transaction's own writes
+    db_api = splink_db()
     right, n = _register(db_api, con, candidates_sql, "candidates")
     if n == 0:
         return []

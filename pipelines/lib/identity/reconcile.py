@@ -2,15 +2,19 @@
 
 Runs inside the warehouse writer's connection, after backflow and objections (so disputed flags
 are current) and before publishing (so readers get entities, golden records and conflicts of the
-same moment as the data).
+same moment as the data). The run is one transaction (see `reconcile`); Splink predicts in a
+database of its own (link.py), fed Arrow tables read inside that transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import time
 from pathlib import Path
+
+import duckdb
 
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.identity import conflicts, golden, linking
@@ -48,9 +52,43 @@ def _advance_watermarks(con, catalog: Catalog) -> None:
             ON CONFLICT (resource) DO UPDATE SET vid = excluded.vid""".format(r.key), [r.code])
 
 
+@contextlib.contextmanager
+def _transaction(con):
+    """Everything inside commits together or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # e.g. the disk filled: the error says so
+            con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = None) -> dict:
-    """Reconcile what changed since the last run (everything, the first time)."""
+    """Reconcile what changed since the last run (everything, the first time).
+
+    One transaction: mentions, links, registry, entities and events, golden records, conflicts
+    (and the objections they raise), watermarks and the ident.runs row commit together or not
+    at all. A crash anywhere before the commit leaves the warehouse as the last run left it, and
+    the rerun does the same work again, handing out the same entity ids (each new id is the
+    next serial after the committed ones). The report, a file, is written after the commit: a
+    crash before it leaves the previous page, which the next run replaces.
+    """
     started = time.perf_counter()
+    with _transaction(con):
+        res = _reconcile(con, catalog, today, started)
+    if report_dir is not None:
+        from pipelines.lib.reports.conflicts_html import render_conflict_report
+
+        t = time.perf_counter()
+        res["report"] = str(render_conflict_report(con, report_dir, today))
+        res["stages"]["report"] = round(time.perf_counter() - t, 2)
+    res["seconds"] = round(time.perf_counter() - started, 2)
+    return res
+
+
+def _reconcile(con, catalog: Catalog, today: dt.date, started: float) -> dict:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = now.strftime("R%Y%m%dT%H%M%S%f")
     ensure_identity_schema(con)
@@ -69,17 +107,12 @@ def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = N
     gold = timed("golden", golden.build_golden, con, catalog, now, full=full)
     found = timed("conflicts", conflicts.detect, con, catalog, today)
     _advance_watermarks(con, catalog)
-    report = None
-    if report_dir is not None:
-        from pipelines.lib.reports.conflicts_html import render_conflict_report
-
-        report = timed("report", render_conflict_report, con, report_dir, today)
-    seconds = time.perf_counter() - started
     methods = dict(con.execute("SELECT method, count(*) FROM ident.person_links GROUP BY ALL"
                                ).fetchall())
     mentions = sum(methods.values())
     entities = dict(con.execute("SELECT kind, count(*) FROM ident.entities "
                                 "WHERE state = 'active' GROUP BY ALL").fetchall())
+    seconds = time.perf_counter() - started
     con.execute("INSERT INTO ident.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run_id, now, dt.datetime.now(dt.UTC).replace(tzinfo=None), "full" if full else "changes",
         changed, mentions, sum(entities.values()), methods.get("key", 0),
@@ -91,5 +124,5 @@ def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = N
             "entities": {"person": entities.get("person", 0),
                          "enterprise": entities.get("enterprise", 0)},
             "persons": persons, "enterprises": enterprises, "links_by_method": methods,
-            "golden": gold, "conflicts": found, "report": str(report) if report else None,
-            "seconds": round(seconds, 2), "stages": stages}
+            "golden": gold, "conflicts": found, "report": None, "seconds": round(seconds, 2),
+            "stages": stages}

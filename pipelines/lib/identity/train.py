@@ -8,9 +8,11 @@ and committed; evaluation against the simulator's truth is in benchmarks/bench_r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pipelines.lib.identity.link import COLUMNS, MODEL, settings, splink_db
+from pipelines.lib.reports.files import write_atomically
 
 ANCHORS = """SELECT doc_key AS unique_id, name_simplified, name_pinyin,
     birth_date, sex, division FROM ident.person_mentions
@@ -32,8 +34,9 @@ def train(con, out: Path = MODEL, seed: int = 7) -> dict:
     s = settings()
     linker = Linker([tables["anchors"], tables["candidates"]], s)
     linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    linker.misc.save_model_to_json(str(out), overwrite=True)
+    # the model every reconcile run reads: written aside and renamed into place, so a crash
+    # mid-write leaves the old model, never a cut-short one (same bytes as Splink's own writer)
+    write_atomically(json.dumps(linker.misc.save_model_to_json(), indent=4), out)
     return {"anchors": tables["anchors"].as_duckdbpyrelation().count("*").fetchall()[0][0],
             "candidates": tables["candidates"].as_duckdbpyrelation().count("*").fetchall()[0][0],
             "model": str(out)}
