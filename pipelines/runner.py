@@ -6,6 +6,7 @@ the instance (concurrency pools, run limits) is configured from version control.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.lib.settings import Settings
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Runs started from the command line log warnings and errors to the console; the full event log is
@@ -48,14 +51,19 @@ def export_settings(settings: Settings) -> None:
 
 def run_job(settings: Settings, job_name: str = "backflow_all",
             executor: str = "in_process") -> dg.ExecutionResult:
+    """Run the job; first fail every earlier run whose process is gone (`run_recovery`), which
+    would otherwise hold its pool slots and make this run wait forever."""
     export_settings(settings)
     prepare_dagster_home(settings)
     from pipelines import definitions
+    from pipelines.run_recovery import recover_dead_runs
 
     accessor = {"backflow_all": definitions.backflow_all_job}
     if job_name not in accessor:
         raise SystemExit(f"unknown job {job_name!r}; choose one of {sorted(accessor)}")
     with dg.DagsterInstance.get() as instance:
+        for recovered in recover_dead_runs(instance):
+            log.warning("%s", recovered.describe())
         return dg.execute_job(dg.reconstructable(accessor[job_name]), instance=instance,
                               raise_on_error=False,
                               run_config={**QUIET, **EXECUTION[executor]})

@@ -46,6 +46,18 @@ def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> tuple[
         shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     tmp.mkdir()
+    try:
+        table = _write(tmp, parsed, source)
+        if final.exists():  # an earlier attempt landed but never loaded: replace it whole
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:  # e.g. the disk filled: nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, table
+
+
+def _write(tmp: Path, parsed: ParsedBatch, source: dict) -> pa.Table:
     # _ord: the row's position in the batch (parts in manifest order, lines in file order), so the
     # loader never has to sort to know which of two rows came later.
     table = parsed.table.append_column("_ord", pa.array(range(1, parsed.table.num_rows + 1),
@@ -65,10 +77,7 @@ def land(root: Path, provider: str, parsed: ParsedBatch, source: dict) -> tuple[
     (tmp / "source.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1,
                                                 default=str), encoding="utf-8")
     _fsync_dir_files(tmp)
-    if final.exists():  # an earlier attempt landed but never loaded: replace it whole
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    return final, table
+    return table
 
 
 def read_meta(folder: Path) -> dict:

@@ -25,18 +25,22 @@ def publish(settings: Settings) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = out_dir / f"huiliu-{stamp}.duckdb"
     tmp = out_dir / f".{target.name}.tmp"
-    tmp.unlink(missing_ok=True)
-    with writer(settings.warehouse_path) as con:
-        db = con.execute("SELECT current_database()").fetchall()[0][0]
-        path = str(tmp).replace("'", "''")
-        con.execute(f"ATTACH '{path}' AS published_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
-        try:
-            con.execute(f'COPY FROM DATABASE "{db}" TO published_copy')
-        finally:
-            con.execute("DETACH published_copy")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.rename(tmp, target)
+    try:
+        with writer(settings.warehouse_path) as con:
+            db = con.execute("SELECT current_database()").fetchall()[0][0]
+            path = str(tmp).replace("'", "''")
+            con.execute(f"ATTACH '{path}' AS published_copy (STORAGE_VERSION '{STORAGE_VERSION}')")
+            try:
+                con.execute(f'COPY FROM DATABASE "{db}" TO published_copy')
+            finally:
+                con.execute("DETACH published_copy")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+    except BaseException:  # e.g. the disk filled: readers keep the last snapshot, nothing is left
+        for partial in (tmp, tmp.with_name(tmp.name + ".wal")):
+            partial.unlink(missing_ok=True)
+        raise
     link_tmp = out_dir / ".current.tmp"
     if link_tmp.is_symlink() or link_tmp.exists():
         link_tmp.unlink()
@@ -50,7 +54,7 @@ def _prune(out_dir: Path, keep: int) -> None:
     snaps = sorted(out_dir.glob("huiliu-*.duckdb"))
     for old in snaps[:-keep]:
         old.unlink(missing_ok=True)
-    for stale in out_dir.glob(".huiliu-*.tmp"):
+    for stale in out_dir.glob(".huiliu-*.tmp*"):  # copies a killed publish left, with their WAL
         stale.unlink(missing_ok=True)
 
 

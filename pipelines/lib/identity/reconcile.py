@@ -8,18 +8,16 @@ database of its own (link.py), fed Arrow tables read inside that transaction.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import time
 from pathlib import Path
 
-import duckdb
-
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.identity import conflicts, golden, linking
 from pipelines.lib.identity.link import MODEL
 from pipelines.lib.identity.mentions import build_mentions
+from pipelines.lib.warehouse import transaction
 
 SCHEMA = Path(__file__).resolve().parents[3] / "assets" / "sql" / "identity" / "schema.sql"
 
@@ -52,19 +50,6 @@ def _advance_watermarks(con, catalog: Catalog) -> None:
             ON CONFLICT (resource) DO UPDATE SET vid = excluded.vid""".format(r.key), [r.code])
 
 
-@contextlib.contextmanager
-def _transaction(con):
-    """Everything inside commits together or not at all."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):  # e.g. the disk filled: the error says so
-            con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
 def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = None) -> dict:
     """Reconcile what changed since the last run (everything, the first time).
 
@@ -76,7 +61,7 @@ def reconcile(con, catalog: Catalog, today: dt.date, report_dir: Path | None = N
     crash before it leaves the previous page, which the next run replaces.
     """
     started = time.perf_counter()
-    with _transaction(con):
+    with transaction(con):
         res = _reconcile(con, catalog, today, started)
     if report_dir is not None:
         from pipelines.lib.reports.conflicts_html import render_conflict_report

@@ -99,11 +99,12 @@ def assign(con, kind: str, run_id: str, now, reason: str = "") -> Assignment:
     if finals:
         con.executemany("INSERT INTO _final VALUES (?, ?)", finals)
 
-    # clusters no id has seen: new ids, in one statement
+    # clusters no id has seen: new ids, in one statement (printf widens past 9 digits where lpad
+    # would cut the number short, as the f-string above does)
     base = serial
     con.execute(f"""INSERT INTO _final
-        SELECT root, '{PREFIX[kind]}' || lpad(CAST({base} + row_number() OVER (ORDER BY root) - 1
-                                                     AS VARCHAR), 9, '0')
+        SELECT root, '{PREFIX[kind]}' || printf('%09d', CAST({base} AS BIGINT)
+                                                 + row_number() OVER (ORDER BY root) - 1)
         FROM _cl WHERE len(priors) = 0""")
     fresh = con.execute(f"""SELECT count(*) FROM _cl WHERE len(priors) = 0""").fetchall()[0][0]
     out.created += fresh
