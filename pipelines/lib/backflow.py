@@ -127,7 +127,7 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                                       batch.manifest.extracted_at)))
                 run.timed("load", t)
             except BatchRejected as e:
-                log.error("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
+                log.info("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
                 record_rejection(con, resource, batch_dir.name, e.code, e.message, e.drift,
                                  today, getattr(e, "contract_results", ()),
                                  delivery=Delivery(today, batch_dir.name, "rejected"))
@@ -193,7 +193,7 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                 # The cursor stays before the rejected batch: every run asks again until the
                 # provider's feed delivers it in a usable form.
                 batch_id = getattr(e, "batch_id", "?")
-                log.error("batch %s/%s rejected: %s", resource.code, batch_id, e)
+                log.info("batch %s/%s rejected: %s", resource.code, batch_id, e)
                 record_rejection(con, resource, batch_id, e.code, e.message, e.drift,
                                  today, getattr(e, "contract_results", ()),
                                  delivery=Delivery(today, batch_id, "rejected"))

@@ -123,7 +123,8 @@ def build_backflow_asset(r: Resource) -> dg.AssetsDefinition:
         balanced = all(b.received == b.staged + b.quarantined + b.superseded for b in run.loaded)
         rejected = "\n".join(f"- {bid}: {msg}" for bid, msg in run.rejected)
         if run.rejected:
-            context.log.error("%d batch(es) of %s rejected whole:\n%s", len(run.rejected), r.code,
+            # the batches_accepted check carries it to the UI and the command line (ERROR there)
+            context.log.info("%d batch(es) of %s rejected whole:\n%s", len(run.rejected), r.code,
                               rejected)
         # Accepted batches are loaded and published; the rejected ones fail this check (error
         # severity, red in the UI) until the provider redelivers them.
