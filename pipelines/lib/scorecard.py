@@ -121,11 +121,12 @@ def page_name(kind: str, period: dt.date) -> str:
     return f"day-{period:%Y-%m-%d}.html" if kind == "day" else f"month-{period:%Y-%m}.html"
 
 
-def render(con, catalog: Catalog, today: dt.date, out_dir: Path) -> Path:
-    """Write one HTML page per day and per month, and index.html = the latest day. Returns it."""
+def render(con, catalog: Catalog, today: dt.date, out_dir: Path) -> Path | None:
+    """Write one HTML page per day and per month, and index.html = the latest day. Returns it;
+    None while nothing has been delivered (a new node whose sources have not answered yet)."""
     days, months = periods(con, today)
     if not days:
-        raise RuntimeError("nothing has been delivered yet: run a backflow first")
+        return None
     generated = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8)))
     nav = tuple((f"月 {m:%Y-%m}", page_name("month", m)) for m in months) + tuple(
         (f"{d:%m-%d}", page_name("day", d)) for d in days[-TREND_DAYS:])

@@ -92,6 +92,8 @@ def scorecard_asset(context: dg.AssetExecutionContext, hub: HubSettings):
         table += (f"| {p} | {ok}/{exp} | "
                   f"{(rec - qua) / rec:.2%} | {opn} | {od} |\n" if rec else
                   f"| {p} | {ok}/{exp} | — | {opn} | {od} |\n")
+    if index is None:
+        return dg.MaterializeResult(metadata={"report": "nothing delivered yet"})
     context.log.info("scorecard written to %s", index)
     return dg.MaterializeResult(metadata={"report": dg.MetadataValue.path(str(index)),
                                           "this_month": dg.MetadataValue.md(table)})
