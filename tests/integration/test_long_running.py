@@ -56,3 +56,18 @@ def test_hundreds_of_daily_batches_load_with_exact_history(hub_settings):
     write_batch(s.drops, "PS", "PS_POP_BASIC", f"20260101T020000-{DAYS:06d}", HEADER,
                 [person(i, DAYS) for i in range(PERSONS)])
     assert len(backflow.ingest_drops(s, CAT, POP).loaded) == 1
+
+
+def test_the_demo_runs_for_weeks_of_simulated_days(tmp_path):
+    """Every daily run succeeds for two weeks: the main job, end to end, as `make demo` runs it."""
+    import subprocess
+    import sys
+
+    days = 14
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--no-serve",
+                          "--scale", "1000", "--days", str(days), "--home", str(tmp_path / "demo")],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = [x for x in out.stdout.splitlines() if x.startswith(("  full load:", "  increment "))]
+    assert len(runs) == days + 1 and all(x.endswith("succeeded") for x in runs), runs
+    assert "Traceback" not in out.stdout + out.stderr
