@@ -8,8 +8,10 @@ GX keeps one connection open only for a few dialects; this engine does the same 
 
 from __future__ import annotations
 
+import atexit
+import sys
 from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -17,6 +19,25 @@ from great_expectations.datasource.fluent.sql_datasource import SQLDatasource
 from great_expectations.execution_engine import SqlAlchemyExecutionEngine
 
 _ON_CONNECT: list[Callable[[Any], None]] = []  # set per validation by the runner
+_WIPED_AT_EXIT = ("duckdb", "_duckdb", "duckdb_engine")  # packages whose globals CPython clears
+
+
+@atexit.register
+def _keep_duckdb_modules_until_wiped() -> None:
+    """Make CPython clear DuckDB's and duckdb-engine's module globals at exit, so that nanobind
+    finds none of DuckDB's objects alive and reports no "leaked instances/types/functions".
+
+    At exit CPython empties `sys.modules`; a module no longer referenced then is destroyed without
+    its globals being cleared, and they live on in its functions' `__globals__`. Some of those
+    functions hang off objects nothing frees at shutdown: pyarrow's pandas shim (a C static) and
+    `referencing`'s JSON-schema registries (rpds maps, opaque to the garbage collector) keep much
+    of the heap alive, SQLAlchemy's classes included, and on those duckdb-engine registers its
+    compilers (`@compiles(TryCast, "duckdb")`), whose globals lead to DuckDB's types and module
+    constants (`duckdb.sqltypes`). Modules still alive after CPython's collection get their
+    globals set to None instead, which cuts every such path; `sys`, whose namespace is cleared
+    only after that step, holds these modules until then."""
+    keep = [m for name, m in list(sys.modules.items()) if name.partition(".")[0] in _WIPED_AT_EXIT]
+    setattr(sys, "_huiliu_wiped_at_exit", keep)  # noqa: B010 - not a declared attribute of sys
 
 
 def _hook(engine: sa.Engine, init_sql: list[str]) -> sa.Engine:
@@ -50,7 +71,24 @@ class DuckDBExecutionEngine(SqlAlchemyExecutionEngine):
     def close(self) -> None:
         if self._connection is not None and not self._connection.closed:
             self._connection.close()
-        self.engine.dispose()
+        release(self.engine)
+
+
+def release(engine: sa.Engine) -> None:
+    """Close `engine`'s pooled DuckDB connections and drop the DuckDB objects its dialect keeps:
+    the dialect memoises a result processor per DuckDB type it has seen in a result (DuckDB type
+    objects as keys), and SQLAlchemy's PostgreSQL dialect, duckdb-engine's base, caches query
+    builders with `functools.lru_cache` on the class, keyed by the dialect instance, which keeps
+    the dialect itself alive for as long as the class lives."""
+    engine.dispose()
+    memos = getattr(engine.dialect, "_type_memos", None)
+    if memos is not None:
+        memos.clear()
+    for cls in type(engine.dialect).__mro__:
+        for attr in vars(cls).values():
+            if hasattr(attr, "cache_clear"):  # an lru_cache'd method
+                with suppress(TypeError):
+                    attr.cache_clear()
 
 
 class DuckDBDatasource(SQLDatasource):

@@ -7,6 +7,7 @@ predicate then selects exactly those rows for quarantine, and the two counts mus
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
@@ -157,6 +158,30 @@ class _Engine:
             self.datasource.delete_asset(old.name)
         return vd
 
+    def close(self) -> None:
+        """Close GX's DuckDB connections and let go of every object that leads to them. GX keeps
+        its current context (with this datasource, its engines and their connections) in a module
+        global, which at interpreter exit is not always freed: it can hang off reference cycles
+        CPython never collects (pyarrow's pandas shim, `referencing`'s rpds maps), and nanobind
+        then reports each DuckDB object still reachable as a leak."""
+        from great_expectations.data_context.data_context.context_factory import set_context
+
+        if not self.lock.acquire(timeout=10):  # a validation still running in a daemon thread
+            return
+        try:
+            if self._on_connect in gx_duckdb._ON_CONNECT:  # noqa: SLF001
+                gx_duckdb._ON_CONNECT.remove(self._on_connect)  # noqa: SLF001
+            self.datasource.get_execution_engine().close()
+            gx_duckdb.release(self.datasource.get_engine())
+            for con in self.live:  # closed with their pools already; closing twice is harmless
+                con.close()
+            self.live.clear()
+            self.definitions.clear()
+            self.current = None
+            set_context(None)  # GX's module global: the context, its stores and datasources
+        finally:
+            self.lock.release()
+
     def run(self, rules: list[Rule], batch: pa.Table):
         with self.lock:
             vd = self.definition(rules, batch.schema)
@@ -173,6 +198,17 @@ MAX_DEFINITIONS = 64
 @functools.cache
 def _engine() -> _Engine:
     return _Engine()
+
+
+@atexit.register
+def close_engine() -> None:
+    """Close the process's GX engine, if one was built (registered to run at exit)."""
+    if _engine.cache_info().currsize:
+        try:
+            _engine().close()
+        except Exception as e:  # noqa: BLE001 - the process is ending; say so and carry on
+            log.warning("GX's DuckDB connections not closed at exit: %s", e)
+        _engine.cache_clear()
 
 
 def run_contract(rules: list[Rule], batch: pa.Table) -> list[RuleResult]:
