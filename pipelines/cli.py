@@ -38,12 +38,12 @@ class HubGroup(click.Group):
     end a command with one line and exit 2; `-v` shows the traceback as well."""
 
     def invoke(self, ctx: click.Context):
-        from pipelines.lib.failures import EXPECTED, one_line
-
         try:
             return super().invoke(ctx)
-        except EXPECTED as e:
-            if ctx.obj and ctx.obj.get("verbose"):
+        except Exception as e:
+            from pipelines.lib.failures import EXPECTED, one_line  # only when something failed
+
+            if not isinstance(e, EXPECTED) or (ctx.obj and ctx.obj.get("verbose")):
                 raise
             click.echo(f"huiliu: {one_line(e)}", err=True)
             sys.exit(2)
