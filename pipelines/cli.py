@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import duckdb
 
+from pipelines.lib.file_modes import restrict_new_files
 from pipelines.lib.settings import Settings
 from pipelines.lib.tables import render
 from pipelines.cli_identity import identity_group
@@ -59,6 +60,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
     """
     ctx.obj = {"verbose": verbose}
     configure_logging(verbose)
+    restrict_new_files()  # what the hub writes is not readable by other accounts
 
 
 def configure_logging(verbose: bool) -> None:

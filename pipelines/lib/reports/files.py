@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from pipelines.lib.file_modes import FILE_MODE
+
 
 def write_atomically(text: str, path: Path) -> Path:
     """A temporary file in the same directory, fsynced, then os.replace; the directory entry is
@@ -20,7 +22,7 @@ def write_atomically(text: str, path: Path) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the page is meant to be read
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes it 0600; the hub's group may read pages
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import orjson
 
+from pipelines.lib.file_modes import FILE_MODE
 from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_rows, start_indexer
 from pipelines.lib.serving.audit_lines import COLUMNS, parse_line, read_lines
 from pipelines.lib.serving.children import wait_or_kill
@@ -94,9 +95,9 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.secret = secret or audit_secret()
         self.lock = threading.Lock()
-        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         # the head beside the log, rewritten in place with one fixed-size write per group
-        self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, FILE_MODE)
         with self.lock, _file_lock(self.fd):
             self._tail = self._find_tail()
             self._check_head(*self._tail[1:])
