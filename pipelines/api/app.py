@@ -183,6 +183,15 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
             raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or ._:-",
                                ["case_id"])
 
+    def _require_purpose(body: dict) -> str:
+        """A purpose of the list (purposes.yaml): anything else is refused before it is answered,
+        cached or written to the audit log."""
+        known = {p.code for p in svc.cat.purposes}
+        if not isinstance(body["purpose"], str) or body["purpose"] not in known:
+            raise RequestError(400, "invalid_request", "unknown purpose; known: "
+                               + ", ".join(sorted(known)), ["purpose"])
+        return body["purpose"]
+
     async def prefill_endpoint(auth: str, raw: bytes):
         try:
             consumer = svc.consumer(auth)
@@ -212,12 +221,12 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
             body = json_object(raw, ("case_id", "purpose", "check", "subject"))
             _require_case_id(body)
             answer, check = verify_one(svc.current_store(), svc.cat, consumer,
-                                       str(body["purpose"]), body)
+                                       _require_purpose(body), body)
         except RequestError as e:
             return error_answer(e)
         payload = orjson.dumps({"case_id": body["case_id"], **answer})
         released = [answer["check"]] if answer["status"] != "withheld" else []
-        await svc.audited.append(consumer=consumer, purpose=str(body["purpose"]),
+        await svc.audited.append(consumer=consumer, purpose=body["purpose"],
                                  template=f"check:{answer['check']}", case_id=body["case_id"],
                                  subjects=check.subjects, released=released,
                                  withheld=[answer["check"]] if not released else [],
@@ -231,12 +240,13 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
             consumer = svc.consumer(request.headers.get("authorization", ""))
             body = json_object(await request.body(), ("case_id", "purpose", "checks"))
             _require_case_id(body)
+            _require_purpose(body)
             if not isinstance(body["checks"], list) or not body["checks"]:
                 raise RequestError(400, "invalid_request", "checks is a non-empty list",
                                    ["checks"])
         except RequestError as e:
             return error(e)
-        purpose, items = str(body["purpose"]), body["checks"]
+        purpose, items = body["purpose"], body["checks"]
 
         async def lines():
             for start in range(0, len(items), BATCH_CHUNK):

@@ -144,6 +144,19 @@ def test_verification_answers_yes_or_no_without_the_value(service):
     assert bad.status_code == 400 and bad.json()["fields"] == ["division"]
 
 
+def test_a_purpose_not_in_the_list_is_refused_and_never_logged(service):
+    url, keys, home = service
+    h = {"Authorization": f"Bearer {keys['WJW']}"}
+    made_up = "PURPOSE-" + "Z" * 100_000  # a made-up (and oversized) purpose
+    for path, body in (("/v1/verify", {"check": "alive", "subject": LI}),
+                       ("/v1/batch", {"checks": [{"check": "alive", "subject": LI}]})):
+        r = httpx.post(f"{url}{path}", headers=h,
+                       json={"case_id": "P1", "purpose": made_up} | body)
+        assert r.status_code == 400, (path, r.text[:200])
+        assert r.json()["fields"] == ["purpose"] and "NEWBORN" in r.json()["detail"]
+    assert "ZZZZZZZZZZ" not in (home / "serving" / "audit.jsonl").read_text(encoding="utf-8")
+
+
 def test_a_batch_of_checks_streams_one_line_each_in_order(service):
     url, keys, _ = service
     items = [{"check": "alive", "subject": s} for s in (LI, WANG, "bad", STRANGER)] * 600
