@@ -75,6 +75,7 @@ class Service:
     def __init__(self, serving_dir: Path, rate: float) -> None:
         self.dir = serving_dir
         self.cat = catalog()
+        self.purposes = frozenset(p.code for p in self.cat.purposes)
         self.templates = templates()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
         audit_path = serving_dir / AUDIT_LOG
@@ -186,10 +187,9 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
     def _require_purpose(body: dict) -> str:
         """A purpose of the list (purposes.yaml): anything else is refused before it is answered,
         cached or written to the audit log."""
-        known = {p.code for p in svc.cat.purposes}
-        if not isinstance(body["purpose"], str) or body["purpose"] not in known:
+        if not isinstance(body["purpose"], str) or body["purpose"] not in svc.purposes:
             raise RequestError(400, "invalid_request", "unknown purpose; known: "
-                               + ", ".join(sorted(known)), ["purpose"])
+                               + ", ".join(sorted(svc.purposes)), ["purpose"])
         return body["purpose"]
 
     async def prefill_endpoint(auth: str, raw: bytes):
