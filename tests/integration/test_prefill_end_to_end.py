@@ -1,46 +1,25 @@
 """End to end: the simulator's world flows back, is reconciled and published, and the prefill
 service answers a 新生儿出生 case with what the simulator knows to be true, with provenance."""
 
-import datetime as dt
 import os
 
 import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.demo import Simulator
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
 from pipelines.lib.identity.documents import document_key
-from pipelines.lib.identity.reconcile import reconcile
-from pipelines.lib.publish import publish
 from pipelines.lib.serving.credentials import Credentials
-from pipelines.lib.serving.store import build_store
-from pipelines.lib.settings import Settings
-from pipelines.lib.warehouse import ensure_schema, writer
 
 from .serving_helpers import running_service
 
 pytestmark = pytest.mark.integration
-CAT = catalog()
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    with Simulator(tmp / "sim", scale=3000, seed=5) as sim:
-        s = Settings(home=tmp / "hub", drop_root=sim.home / "drops", api_url=sim.url,
-                     today=dt.date.fromisoformat(sim.status()["date"]))
-        for r in CAT.resources.values():
-            backflow.run_resource(s, CAT, r)
-        with writer(s.warehouse_path) as con:
-            ensure_schema(con, CAT)
-            reconcile(con, CAT, s.business_date())
-        truth = sim.truth()
-    publish(s)
-    build_store(s.published_current.resolve(), s.home / "serving")
+def world(served_sim_world):
+    s, truth, service_env = served_sim_world
     key = Credentials(s.home / "serving" / "credentials.sqlite").issue("WJW")
-    env = {**os.environ, "HUILIU_AUDIT_KEY": "e2e-key", "HUILIU_HOME": str(s.home)}
+    env = {**os.environ, **service_env}
     with running_service(s.home, env) as url:
         yield url, key, truth
 

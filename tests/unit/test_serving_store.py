@@ -1,5 +1,6 @@
-"""The serving store answers a subject with one record of its entity's golden values: every key
-the entity is known by finds it, a known subject without values is found (its fields are
+"""The serving store answers a subject with one record of its entity's golden candidates: every
+key the entity is known by finds it, the best candidate among the sources a caller may receive is
+served (never one of another source), a known subject without values is found (its fields are
 unavailable, it is not unknown), provenance travels with every value, and a store of another
 layout is refused rather than misread."""
 
@@ -30,13 +31,13 @@ def store(tmp_path):
         confidence DOUBLE, disputed BOOLEAN, in_conflict BOOLEAN, rank INT, valid_to TIMESTAMP)""")
     con.execute("""INSERT INTO gold.field_values VALUES
         ('HLP1', 'name', '李秀英', 'PS', 'PS_POP_BASIC', 'B1', ?, '2026-01-02 03:04:05', 1.0,
-         false, false, 1, NULL),
+         false, true, 1, NULL),
         ('HLP1', 'status', 'alive', 'PS', 'PS_POP_BASIC', 'B1', ?, '2026-01-02 03:04:05', 1.0,
          false, false, 1, NULL),
         ('HLP1', 'spouse', 'HLP9', 'CA', 'CA_MARRIAGE', 'B7', 'M1', '2025-05-20 00:00:00', 0.99,
          true, true, 1, NULL),
         ('HLP1', 'name', '李秀瑛', 'CA', 'CA_MARRIAGE', 'B7', 'M1', '2025-05-20 00:00:00', 1.0,
-         false, false, 2, NULL),
+         false, true, 2, NULL),
         ('HLP1', 'status', 'dead', 'PS', 'PS_POP_BASIC', 'B0', ?, '2020-01-01 00:00:00', 1.0,
          false, false, 1, '2026-01-02 03:04:05'),
         ('HLE1', 'credit_level', 'C', 'CU', 'CU_ENT_REG', 'B3', ?, '2026-03-04 00:00:00', 1.0,
@@ -48,41 +49,68 @@ def store(tmp_path):
     s.close()
 
 
+POP, MARRIAGE = frozenset({"PS_POP_BASIC"}), frozenset({"CA_MARRIAGE"})
+BOTH = POP | MARRIAGE
+
+
 def test_every_key_of_an_entity_finds_its_current_best_values_with_provenance(store):
     for key in (ID1, ID1_OLD):
         e = store.entity("person", key)
         assert e.entity_id == "HLP1"
-        name = e.envelopes([("name", "name", None)])["name"]
-        assert name["value"] == "李秀英"  # rank 1 only: the lower-ranked spelling is not served
+        name = e.envelopes([("name", "name", None, BOTH)])["name"]
+        assert name["value"] == "李秀英"  # the best of both: the lower-ranked spelling is not served
         assert name["source"] == {"provider": "PS", "resource": "PS_POP_BASIC", "batch": "B1",
                                   "record_key": ID1}
         assert name["as_of"] == "2026-01-02 03:04:05"
-    assert store.entity("person", ID1).field("status")["value"] == "alive"  # not the closed one
-    spouse = store.entity("person", ID1).field("spouse")
-    assert (spouse["disputed"], spouse["in_conflict"], spouse["resource"]) == (
-        True, True, "CA_MARRIAGE")
+    assert store.entity("person", ID1).field("status", POP)["value"] == "alive"  # not the closed
+    spouse = store.entity("person", ID1).field("spouse", MARRIAGE)
+    assert (spouse["disputed"], spouse["resource"]) == (True, "CA_MARRIAGE")
+
+
+def test_a_caller_receives_the_best_candidate_of_the_sources_it_may_receive(store):
+    e = store.entity("person", ID1)
+    name = e.envelopes([("name", "name", None, MARRIAGE)])["name"]
+    assert (name["value"], name["source"]["resource"], name["source"]["record_key"]) == (
+        "李秀瑛", "CA_MARRIAGE", "M1")
+    assert e.field("name", MARRIAGE)["record_key"] == "M1"
+    # a field whose only candidate comes from a source the caller may not receive is unavailable
+    # to it, and provenance never names that source
+    assert e.envelopes([("spouse", "spouse", None, POP)]) == {"spouse": UNAVAILABLE}
+    assert e.field("spouse", POP) is None
+
+
+def test_a_conflict_shows_only_between_sources_the_caller_may_receive(store):
+    e = store.entity("person", ID1)
+    # the spouse field is flagged in conflict; its only source is the caller's: no disagreement
+    # it may see, so no conflict is shown
+    assert e.field("spouse", MARRIAGE)["in_conflict"] is False
+    # the name is in conflict and the two spellings come from two sources: shown to a caller
+    # that may receive both, not to one that may receive one of them
+    assert e.envelopes([("name", "name", None, BOTH)])["name"]["conflict"] is True
+    assert e.envelopes([("name", "name", None, POP)])["name"]["conflict"] is False
 
 
 def test_a_known_subject_without_values_is_found_with_every_field_unavailable(store):
     e = store.entity("person", ID2)
     assert e.entity_id == "HLP2"
-    assert e.envelopes([("name", "name", None)]) == {"name": UNAVAILABLE}
+    assert e.envelopes([("name", "name", None, BOTH)]) == {"name": UNAVAILABLE}
 
 
 def test_unknown_keys_and_keys_of_the_other_kind_are_not_found(store):
     assert store.entity("person", "110101197001010019") is None
     assert store.entity("person", USCC) is None
-    assert store.entity("enterprise", USCC).field("credit_level")["value"] == "C"
+    assert store.entity("enterprise", USCC).field("credit_level", frozenset({"CU_ENT_REG"})
+                                                  )["value"] == "C"
 
 
 def test_withheld_fields_carry_the_reason_only(store):
     withheld = {"status": "withheld", "reason": "CONSUMER_NOT_ENTITLED"}
-    assert store.entity("person", ID1).envelopes([("name", "name", withheld)]) == {
+    assert store.entity("person", ID1).envelopes([("name", "name", withheld, frozenset())]) == {
         "name": withheld}
 
 
 def test_a_batch_lookup_returns_one_field_per_known_key(store):
-    found = store.field_of_many("person", [ID1, ID2, "110101197001010019"], "status")
+    found = store.field_of_many("person", [ID1, ID2, "110101197001010019"], "status", POP)
     assert set(found) == {ID1, ID2}
     assert found[ID1][0] == "HLP1" and found[ID1][1]["value"] == "alive"
     assert found[ID2] == ("HLP2", None)
@@ -116,7 +144,8 @@ def test_the_service_keeps_the_old_store_when_a_new_one_cannot_be_opened(store, 
 
     from pipelines.api.app import Service
 
-    monkeypatch.setenv("HUILIU_AUDIT_KEY", "test-key")
+    monkeypatch.setenv("HUILIU_AUDIT_KEY", "serving-store-test-key-9a4e1c7b2d5f8036")
+    monkeypatch.setenv("HUILIU_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
     serving = store.path.parent
     store.close()  # LMDB: one handle on a file per process; the service opens its own
     svc = Service(serving, rate=100)

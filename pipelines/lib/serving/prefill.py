@@ -1,9 +1,13 @@
 """Prefill answers: per role and field an envelope that says what the hub knows and may release.
 
-status: available (value, source, as-of, confidence, disputed, conflict) | unavailable (the hub
-holds no value) | withheld (the consumer may not receive it for this purpose: a reason code and
-nothing else — not the value, its presence, length or status) | not_applicable (the role was not
-asked for).
+status: available (value, source, as-of, confidence, disputed, conflict) | unavailable (no source
+the consumer may receive holds a value) | withheld (no source of the field may be released to the
+consumer for this purpose: a reason code and nothing else — not the value, its presence, length
+or status) | not_applicable (the role was not asked for). The value is the best candidate among
+the sources the list shares with the consumer for the purpose (entitlement.py).
+
+A role of which the consumer may receive no field is answered `withheld` without looking the
+subject up: not even whether the node knows it, nor its entity id, is released.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import NamedTuple
 
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.identifiers import is_valid_citizen_id, is_valid_uscc, normalize_citizen_id
+from pipelines.lib.serving.entitlement import release
 from pipelines.lib.serving.store import Store
-from pipelines.lib.serving.templates import Template, release
+from pipelines.lib.serving.templates import Template
 
 
 class RequestError(Exception):
@@ -76,12 +81,16 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
     if consumer not in (template.lead, *template.cooperating):
         raise RequestError(403, "not_a_department_of_this_event", f"{consumer} is neither the "
                            f"lead nor a co-operating department of {template.code}")
+    plans = _plan(cat, template, consumer, purpose)
     by_kind: dict[str, list[str]] = {}
     for role, k in keys.items():
-        by_kind.setdefault(template.roles[role].subject, []).append(k)
+        if plans[role].released:
+            by_kind.setdefault(template.roles[role].subject, []).append(k)
     found = {kind: store.entities(kind, ks) for kind, ks in by_kind.items()}
     entities = {}
     for role, k in keys.items():
+        if not plans[role].released:
+            continue
         kind = template.roles[role].subject
         entity = found[kind].get(k)
         if entity is None:
@@ -89,13 +98,16 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
                                "this node", [f"subjects.{role}"])
         entities[role] = entity
     roles, released, withheld = {}, [], []
-    for role, plan in _plan(cat, template, consumer, purpose):
-        entity = entities.get(role)
-        if entity is None:
+    for role, plan in plans.items():
+        if role not in keys:
             roles[role] = NOT_APPLICABLE
             continue
-        roles[role] = {"status": "found", "entity_id": entity.entity_id,
-                       "fields": entity.envelopes(plan.fields)}
+        entity = entities.get(role)
+        if entity is None:  # nothing of this role may be released to the consumer
+            roles[role] = plan.nothing_released
+        else:
+            roles[role] = {"status": "found", "entity_id": entity.entity_id,
+                           "fields": entity.envelopes(plan.fields)}
         released += plan.released
         withheld += plan.withheld
     body = {"case_id": case_id, "template": template.code, "purpose": purpose, "roles": roles}
@@ -108,25 +120,35 @@ NOT_APPLICABLE = {"status": "not_applicable"}  # shared by every answer: never m
 
 @dataclass(frozen=True)
 class _RolePlan:
-    fields: list[tuple]  # (field code, golden field, withheld envelope or None), in form order
+    # (field code, golden field, withheld envelope or None, sources it may come from), form order
+    fields: list[tuple]
     released: list[str]  # "role.code" of the fields released / withheld
     withheld: list[str]
+    nothing_released: dict  # the role's answer when no field is released: the reasons alone
 
 
-_PLANS: dict[tuple, list] = {}  # the list and the templates do not change while a process runs
+# the list and the templates do not change while a process runs; bounded: callers pass an
+# authenticated consumer and a purpose of the list
+_PLANS: dict[tuple, dict[str, _RolePlan]] = {}
 
 
-def _plan(cat: Catalog, template: Template, consumer: str, purpose: str) -> list:
-    """[(role, _RolePlan)] for what this consumer may receive for this purpose."""
+def _plan(cat: Catalog, template: Template, consumer: str, purpose: str
+          ) -> dict[str, _RolePlan]:
+    """{role: _RolePlan} for what this consumer may receive for this purpose."""
     key = (id(cat), id(template), consumer, purpose)
     if key not in _PLANS:
-        plans = []
+        plans = {}
         for role, spec in template.roles.items():
-            reasons = [(f, release(cat, f, consumer, purpose)) for f in spec.fields]
-            plans.append((role, _RolePlan(
-                fields=[(f.code, f.golden, {"status": "withheld", "reason": r} if r else None)
-                        for f, r in reasons],
-                released=[f"{role}.{f.code}" for f, r in reasons if not r],
-                withheld=[f"{role}.{f.code}" for f, r in reasons if r])))
+            decided = [(f, release(cat, spec.subject, f.golden, consumer, purpose))
+                       for f in spec.fields]
+            fields = [(f.code, f.golden,
+                       {"status": "withheld", "reason": r.reason} if r.reason else None,
+                       r.resources) for f, r in decided]
+            plans[role] = _RolePlan(
+                fields=fields,
+                released=[f"{role}.{f.code}" for f, r in decided if not r.reason],
+                withheld=[f"{role}.{f.code}" for f, r in decided if r.reason],
+                nothing_released={"status": "withheld",
+                                  "fields": {code: w for code, _, w, _ in fields}})
         _PLANS[key] = plans
     return _PLANS[key]

@@ -26,19 +26,21 @@ import orjson
 KEEP = 3  # store files kept (the newest), so a reader holding an older one keeps working
 CURRENT = "current.lmdb"  # the link to the store the service answers from
 MAP_SIZE = 1 << 40  # address space reserved for a store being built: the file grows as written
-FORMAT = 4  # bumped when the layout below changes; the service refuses a store it cannot read
+FORMAT = 5  # bumped when the layout below changes; the service refuses a store it cannot read
 
 # One entry per subject key, b"<kind>:<key>" -> b"<entity id>\0<record>", holding its entity's
 # golden fields as a compact JSON record, so a subject costs one B+tree descent (a row per field
 # in SQLite cost ~35 µs a subject here; subject -> entity -> record in two tables ~9 µs). An
 # entity known by several keys (rare) has its record once per key. A second table holds `meta`.
+# Every current candidate of a field is kept, best first: a consumer receives the best one among
+# the sources the list shares with it (entitlement.py), which is often not the golden value.
 # record = {"src": [[provider, resource, batch_id, record_key, as_of], ...],
-#           "f": {field: [value, src index, confidence, disputed, in_conflict], ...}}
-# (a field's provenance is usually shared with others of the same record: stored once)
+#           "f": {field: [[value, src index, confidence, disputed, in_conflict], ...], ...}}
+# (a record's provenance is usually shared by several of its fields: stored once)
 _GOLDEN = """
     SELECT entity_id, field, value, provider, resource, batch_id, record_key,
            CAST(as_of AS VARCHAR) AS as_of, confidence, disputed, in_conflict
-    FROM gold.field_values WHERE rank = 1 AND valid_to IS NULL ORDER BY entity_id"""
+    FROM gold.field_values WHERE valid_to IS NULL ORDER BY entity_id, field, rank"""
 
 _EMPTY = orjson.dumps({"src": [], "f": {}})
 
@@ -133,7 +135,8 @@ def _records(reader):
                     yield current, orjson.dumps({"src": list(src), "f": fields})
                 current, src, fields = e, {}, {}
             si = src.setdefault((provider, resource, batch_id, record_key, as_of), len(src))
-            fields[field] = (value, si, confidence, bool(disputed), bool(in_conflict))
+            fields.setdefault(field, []).append(
+                (value, si, confidence, bool(disputed), bool(in_conflict)))
     if current is not None:
         yield current, orjson.dumps({"src": list(src), "f": fields})
 
@@ -153,7 +156,7 @@ UNAVAILABLE = {"status": "unavailable"}  # shared by every answer: never modifie
 
 
 class Entity:
-    """One subject's entity and its golden fields, as the service answers them."""
+    """One subject's entity and its golden fields' candidates, as the service answers them."""
 
     __slots__ = ("_fields", "_src", "entity_id")
 
@@ -162,36 +165,59 @@ class Entity:
         r = orjson.loads(record)
         self._fields, self._src = r["f"], r["src"]
 
-    def field(self, name: str) -> dict | None:
-        """{value, provider, resource, batch_id, record_key, as_of, confidence, disputed,
-        in_conflict} or None when the hub holds no value."""
-        f = self._fields.get(name)
-        if f is None:
+    def _best(self, name: str, resources: frozenset[str]) -> tuple[list, list] | None:
+        """(candidate, its source) of the best candidate from one of `resources`, or None."""
+        src = self._src
+        for candidate in self._fields.get(name, ()):
+            source = src[candidate[1]]
+            if source[1] in resources:
+                return candidate, source
+        return None
+
+    def _conflict(self, name: str, resources: frozenset[str], value) -> bool:
+        """A field in an open conflict shows it only when the caller's own sources disagree:
+        a conflict with a source it may not receive would disclose that source."""
+        src = self._src
+        return any(src[c[1]][1] in resources and c[0] != value for c in self._fields[name])
+
+    def field(self, name: str, resources: frozenset[str]) -> dict | None:
+        """The best candidate from `resources`: {value, provider, resource, batch_id, record_key,
+        as_of, confidence, disputed, in_conflict}, or None when none of them holds one."""
+        best = self._best(name, resources)
+        if best is None:
             return None
-        provider, resource, batch_id, record_key, as_of = self._src[f[1]]
-        return {"value": f[0], "provider": provider, "resource": resource, "batch_id": batch_id,
-                "record_key": record_key, "as_of": as_of, "confidence": f[2],
-                "disputed": f[3], "in_conflict": f[4]}
+        (value, _, confidence, disputed, in_conflict), source = best
+        provider, resource, batch_id, record_key, as_of = source
+        return {"value": value, "provider": provider, "resource": resource,
+                "batch_id": batch_id, "record_key": record_key, "as_of": as_of,
+                "confidence": confidence, "disputed": disputed,
+                "in_conflict": in_conflict and self._conflict(name, resources, value)}
 
     def envelopes(self, plan: list[tuple]) -> dict[str, dict]:
         """A role's form: {field code: envelope} for plan entries (code, golden field, the
-        withheld envelope or None). One loop in one frame: it runs for every field of every
-        prefill."""
+        withheld envelope or None, the sources it may be released from). One loop in one frame:
+        it runs for every field of every prefill."""
         fields, src = self._fields, self._src
-        sources = [{"provider": p, "resource": r, "batch": b, "record_key": k}
-                   for p, r, b, k, _ in src]
         out = {}
-        for code, golden, withheld in plan:
+        for code, golden, withheld, resources in plan:
             if withheld is not None:
                 out[code] = withheld
                 continue
-            f = fields.get(golden)
-            if f is None or f[0] is None or f[0] == "":
+            for f in fields.get(golden, ()):
+                s = src[f[1]]
+                if s[1] in resources:
+                    break
+            else:
+                out[code] = UNAVAILABLE
+                continue
+            if f[0] is None or f[0] == "":
                 out[code] = UNAVAILABLE
             else:
-                out[code] = {"status": "available", "value": f[0], "source": sources[f[1]],
-                             "as_of": src[f[1]][4], "match_confidence": f[2],
-                             "disputed": f[3], "conflict": f[4]}
+                out[code] = {"status": "available", "value": f[0],
+                             "source": {"provider": s[0], "resource": s[1], "batch": s[2],
+                                        "record_key": s[3]},
+                             "as_of": s[4], "match_confidence": f[2], "disputed": f[3],
+                             "conflict": f[4] and self._conflict(golden, resources, f[0])}
         return out
 
 
@@ -238,11 +264,13 @@ class Store:
         return {key: Entity(entity_id, record)
                 for key, entity_id, record in self._rows(kind, keys)}
 
-    def field_of_many(self, kind: str, keys: list[str], field: str) -> dict[str, tuple]:
-        """{key: (entity_id, field dict or None)}: one golden field of many subjects (what a
-        batch of checks needs). Each record is dropped once its field is read: holding a
-        chunk's parsed records at once made the collector walk them (1M checks 38 -> 54 s)."""
-        return {key: (entity_id, Entity(entity_id, record).field(field))
+    def field_of_many(self, kind: str, keys: list[str], field: str,
+                      resources: frozenset[str]) -> dict[str, tuple]:
+        """{key: (entity_id, field dict or None)}: one golden field of many subjects, from the
+        given sources (what a batch of checks needs). Each record is dropped once its field is
+        read: holding a chunk's parsed records at once made the collector walk them (1M checks
+        38 -> 54 s)."""
+        return {key: (entity_id, Entity(entity_id, record).field(field, resources))
                 for key, entity_id, record in self._rows(kind, keys)}
 
     def _rows(self, kind: str, keys: list[str]) -> list[tuple[str, str, bytes]]:

@@ -1,8 +1,7 @@
-"""Life-event templates (catalogs/templates/*.yaml) and what a consumer may receive from them.
+"""Life-event templates (catalogs/templates/*.yaml): roles and form fields, each a golden field.
 
-A template field is released to a consumer for a purpose exactly when the responsibility list's
-sharing condition on its source field allows that consumer and purpose. Anything else is withheld
-with a reason code; the reason never depends on the data (so it cannot leak a value's presence).
+What a consumer receives of a form field is decided per source of its golden field
+(entitlement.py), not by the template.
 """
 
 from __future__ import annotations
@@ -29,15 +28,6 @@ class TemplateField(_Frozen):
     label_zh: str
     label_en: str
     golden: str  # a field of catalogs/identity/golden.yaml
-    source: str  # RESOURCE.FIELD whose sharing condition decides release
-
-    @property
-    def resource(self) -> str:
-        return self.source.split(".", 1)[0]
-
-    @property
-    def field(self) -> str:
-        return self.source.split(".", 1)[1]
 
 
 class Role(_Frozen):
@@ -89,20 +79,8 @@ def load_templates(root: Path = TEMPLATE_DIR, cat: Catalog | None = None) -> dic
                 problems.append(f"department {dept} is not in catalogs/consumers.yaml")
         for rname, role in t.roles.items():
             for f in role.fields:
-                sources = golden.get(role.subject, {}).get(f.golden)
-                if sources is None:
+                if f.golden not in golden.get(role.subject, {}):
                     problems.append(f"{rname}.{f.code}: no golden field {role.subject}.{f.golden}")
-                    continue
-                if f.resource not in cat.resources:
-                    problems.append(f"{rname}.{f.code}: unknown resource {f.resource}")
-                    continue
-                try:
-                    cat.resource(f.resource).field(f.field)
-                except KeyError:
-                    problems.append(f"{rname}.{f.code}: {f.resource} has no field {f.field}")
-                if f.resource not in {s["resource"] for s in sources["from"]}:
-                    problems.append(f"{rname}.{f.code}: {f.resource} is not a source of "
-                                    f"golden field {f.golden}")
         if problems:
             raise TemplateError(f"{path.name}: " + "; ".join(problems))
         out[t.code] = t
@@ -112,26 +90,3 @@ def load_templates(root: Path = TEMPLATE_DIR, cat: Catalog | None = None) -> dic
 @functools.cache
 def templates() -> dict[str, Template]:
     return load_templates()
-
-
-_RELEASE: dict[tuple, str | None] = {}  # the list does not change while a process runs
-
-
-def release(cat: Catalog, f: TemplateField, consumer: str, purpose: str) -> str | None:
-    """None when the consumer may receive the field for the purpose, else the reason code."""
-    key = (id(cat), f.source, consumer, purpose)
-    if key not in _RELEASE:
-        _RELEASE[key] = _release(cat, f, consumer, purpose)
-    return _RELEASE[key]
-
-
-def _release(cat: Catalog, f: TemplateField, consumer: str, purpose: str) -> str | None:
-    r = cat.resource(f.resource)
-    sharing = r.sharing_of(r.field(f.field))
-    if sharing.type == "N":
-        return "NOT_SHAREABLE"
-    if sharing.allows(consumer, purpose):
-        return None
-    if consumer not in sharing.consumers:
-        return "CONSUMER_NOT_ENTITLED"
-    return "PURPOSE_NOT_ENTITLED"

@@ -1,6 +1,7 @@
 """Yes/no verification (catalogs/checks.yaml): the answer, its source and as-of, never
-the value. Entitlement as for prefill: the consumer may ask a check when the list lets it receive
-the check's source field for the stated purpose."""
+the value. Entitlement as for prefill: the answer is judged from the best candidate of the check's
+golden field among the sources the list shares with the consumer for the stated purpose, and the
+check is withheld when no source may be shared (a yes/no derived from a record releases it)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from pipelines.lib.catalog import Catalog
+from pipelines.lib.serving.entitlement import Release, release
 from pipelines.lib.serving.prefill import RequestError, subject_key
 from pipelines.lib.serving.store import Store
-from pipelines.lib.serving.templates import TemplateField, release
 
 CHECKS = Path(__file__).resolve().parents[3] / "catalogs" / "checks.yaml"
 
@@ -24,13 +25,9 @@ def checks() -> dict[str, dict]:
     return yaml.safe_load(CHECKS.read_text(encoding="utf-8"))
 
 
-@functools.cache
-def _check_field(check: str) -> TemplateField:
-    """A check as the field whose sharing condition decides who may ask it (release() caches
-    the decision per consumer and purpose)."""
+def _release(cat: Catalog, check: str, consumer: str, purpose: str) -> Release:
     spec = checks()[check]
-    return TemplateField(code=check, label_zh=spec["question_zh"], label_en=spec["question_en"],
-                         golden=spec["golden"], source=spec["source"])
+    return release(cat, spec["subject"], spec["golden"], consumer, purpose)
 
 
 @dataclass(frozen=True)
@@ -84,9 +81,10 @@ _DIVISION = re.compile(r"\d{2}(\d{2}){0,2}")
 
 def answer(check: Check, cat: Catalog, consumer: str, purpose: str,
            found: tuple[str, dict | None] | None, other_entity_id: str | None) -> dict:
-    """The answer to a parsed check, from the subject's (entity id, golden field) as the store
-    holds them (None: unknown subject) and the other subject's entity id, if any."""
-    reason = release(cat, _check_field(check.name), consumer, purpose)
+    """The answer to a parsed check, from the subject's (entity id, golden field from the sources
+    the consumer may receive) as the store holds them (None: unknown subject) and the other
+    subject's entity id, if any."""
+    reason = _release(cat, check.name, consumer, purpose).reason
     if reason:
         return {"check": check.name, "status": "withheld", "reason": reason}
     if found is None:
@@ -129,20 +127,22 @@ def verify_many(store: Store, cat: Catalog, consumer: str, purpose: str,
         except RequestError as e:
             parsed.append(e)
     wanted: dict[tuple[str, str], set[str]] = {}
-    for c in parsed:
-        if isinstance(c, Check):
+    for c in parsed:  # a withheld check looks nothing up: its answer says nothing of the subject
+        if isinstance(c, Check) and not _release(cat, c.name, consumer, purpose).reason:
             wanted.setdefault((c.spec["subject"], c.spec["golden"]), set()).add(c.key)
             if c.other_key:  # the other subject: only its entity id is compared
                 wanted.setdefault((c.spec["other"], c.spec["golden"]), set()).add(c.other_key)
-    found = {(kind, field): store.field_of_many(kind, sorted(keys), field)
+    found = {(kind, field): store.field_of_many(
+                 kind, sorted(keys), field, release(cat, kind, field, consumer, purpose).resources)
              for (kind, field), keys in wanted.items()}
     out = []
     for c in parsed:
         if isinstance(c, RequestError):
             out.append(c)
             continue
-        mine = found[(c.spec["subject"], c.spec["golden"])].get(c.key)
-        other = (found[(c.spec["other"], c.spec["golden"])].get(c.other_key)
+        at = found.get((c.spec["subject"], c.spec["golden"]), {})
+        mine = at.get(c.key)
+        other = (found.get((c.spec["other"], c.spec["golden"]), {}).get(c.other_key)
                  if c.other_key else None)
         out.append((answer(c, cat, consumer, purpose, mine, other[0] if other else None), c))
     return out
