@@ -29,6 +29,7 @@ def serve_cmd(home, host, port, workers):
     from pipelines.lib.serving.store import CURRENT
 
     d = _serving_dir(home)
+    _audit_ready(d)
     if not (d / CURRENT).exists():
         _build(home)
     if home:
@@ -112,23 +113,39 @@ def list_cmd(home):
 
 @click.group("audit")
 def audit_group() -> None:
-    """The prefill service's hash-chained audit log."""
+    """The prefill service's MAC-chained audit log."""
 
 
 @audit_group.command("verify")
 @_home_opt
-def verify_cmd(home):
-    """Check every entry's hash and the chain; exit 1 naming each place it was altered."""
-    from pipelines.lib.serving.audit import AUDIT_LOG, verify
+@click.option("--anchor", type=click.Path(dir_okay=False),
+              help="The anchor file to check against (default $HUILIU_AUDIT_ANCHOR).")
+def verify_cmd(home, anchor):
+    """Check every entry's MAC, the chain, the head and the anchor; exit 1 naming each place
+    the log was altered. Needs HUILIU_AUDIT_KEY (the key the log was started with)."""
+    from pathlib import Path
+
+    from pipelines.lib.serving.audit import AUDIT_LOG, keyed_from, verify
 
     path = _serving_dir(home) / AUDIT_LOG
-    if not path.exists():
+    problems = verify(path, anchor=Path(anchor) if anchor else None)
+    if not path.exists() and not problems:
         raise click.ClickException(f"no audit log at {path}")
-    problems = verify(path)
     if not problems:
         click.echo(f"audit log intact: {path}")
+        if (first := keyed_from(path)) and first > 1:
+            click.echo(f"entries 1–{first - 1} predate the keyed chain (unkeyed SHA-256, "
+                       f"written by an earlier version): entry {first}'s MAC covers them")
         return
     for p in problems:
         where = f"entry {p.seq}" if p.seq is not None else "log"
         click.echo(f"{where}: {p.kind} — {p.detail}")
     raise SystemExit(1)
+
+
+def _audit_ready(serving_dir) -> None:
+    """Refuses (one line) a missing, short, published or changed HUILIU_AUDIT_KEY and a missing
+    anchor before the service starts anything."""
+    from pipelines.lib.serving.audit import AUDIT_LOG, check_setup
+
+    check_setup(serving_dir / AUDIT_LOG)
