@@ -125,7 +125,9 @@ def main() -> None:
             f.write(json.dumps({"case_id": f"B{i}", "purpose": "NEWBORN", "template": "NEWBORN",
                                 "subjects": {"mother": rng.choice(ids),
                                              "father": rng.choice(ids)}}) + "\n")
-    env = {**os.environ, "HUILIU_HOME": str(home), "HUILIU_AUDIT_KEY": "bench-key",
+    env = {**os.environ, "HUILIU_HOME": str(home),
+           "HUILIU_AUDIT_KEY": "bench-audit-key-" + "0123456789abcdef" * 2,
+           "HUILIU_AUDIT_ANCHOR": str(home / "audit.anchor"),
            "HUILIU_API_RATE": "1000000000"}
     key = subprocess.run([sys.executable, "-m", "pipelines.cli", "consumers", "issue", "WJW"],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()

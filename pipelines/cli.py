@@ -346,6 +346,8 @@ def demo(home, scale, days, seed, serve, port):
         sim.stop()
 
 
+# a published key: accepted only in demo mode, which `huiliu demo` sets explicitly (HUILIU_DEMO=1)
+# for the service it starts and in the command it prints; anywhere else it is refused
 DEMO_AUDIT_KEY = "demo-audit-key-not-for-production"
 
 
@@ -356,7 +358,6 @@ def _prefill_example(s, api_port: int, serving: bool) -> str:
 
     from pipelines.lib.serving.credentials import Credentials
 
-    os.environ.setdefault("HUILIU_AUDIT_KEY", DEMO_AUDIT_KEY)
     key = Credentials(s.home / "serving" / "credentials.sqlite").issue("WJW")
     with _read_con(s) as con:
         pair = con.execute("""SELECT w.citizen_id, h.citizen_id FROM gold.field_values m
@@ -371,8 +372,8 @@ def _prefill_example(s, api_port: int, serving: bool) -> str:
     url = f"http://127.0.0.1:{api_port}"
     body = ('{"case_id": "DEMO-1", "purpose": "NEWBORN", "template": "NEWBORN", '
             f'"subjects": {{"mother": "{mother}", "father": "{father}"}}}}')
-    start = ("" if serving else f"HUILIU_HOME={s.home} HUILIU_AUDIT_KEY={DEMO_AUDIT_KEY} "
-             f".venv/bin/huiliu serve --port {api_port} &\n")
+    start = ("" if serving else f"HUILIU_HOME={s.home} HUILIU_DEMO=1 "
+             f"HUILIU_AUDIT_KEY={DEMO_AUDIT_KEY} .venv/bin/huiliu serve --port {api_port} &\n")
     return (f"Prefill service{' (serving now)' if serving else ''}: {url}  preview page: "
             f"{url}/preview  OpenAPI: {url}/openapi.json\n"
             f"demo credential of 卫生健康委 (WJW): {key}\n{start}"
@@ -384,7 +385,7 @@ def _start_prefill_service(home: Path, api_port: int):
     import os
     import subprocess
 
-    env = {**os.environ, "HUILIU_HOME": str(home)}
+    env = {**os.environ, "HUILIU_HOME": str(home), "HUILIU_DEMO": "1"}
     env.setdefault("HUILIU_AUDIT_KEY", DEMO_AUDIT_KEY)
     return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
                              "--port", str(api_port)], env=env)

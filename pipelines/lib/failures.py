@@ -13,9 +13,11 @@ import duckdb
 from pipelines.lib.api_client import ApiError
 from pipelines.lib.backflow import DropRootMissing
 from pipelines.lib.catalog import CatalogError
+from pipelines.lib.serving.audit_key import AuditKeyError
 from pipelines.lib.warehouse import WarehouseLocked
 
-EXPECTED = (OSError, duckdb.Error, ApiError, WarehouseLocked, DropRootMissing, CatalogError)
+EXPECTED = (OSError, duckdb.Error, ApiError, WarehouseLocked, DropRootMissing, CatalogError,
+            AuditKeyError)
 
 _OS_HINTS = {
     errno.ENOSPC: "the disk is full: free space and run again (nothing half-written was kept)",

@@ -18,7 +18,7 @@ DEMO_KEY = "demo-audit-key-not-for-production"
 
 def test_nothing_the_hub_writes_is_open_to_other_accounts(tmp_path):
     home = tmp_path / "demo"
-    env = {**os.environ, "HUILIU_AUDIT_KEY": DEMO_KEY}
+    env = {**os.environ, "HUILIU_AUDIT_KEY": DEMO_KEY, "HUILIU_DEMO": "1"}  # the demo's key
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--no-serve",
                           "--scale", "500", "--days", "0", "--home", str(home)],
                          capture_output=True, text=True, timeout=600, env=env)

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 WANG = pid(dt.date(1985, 3, 14), 11)
 LI = pid(dt.date(1987, 6, 2), 22)
 STRANGER = pid(dt.date(1970, 1, 1), 99)  # valid, but not known to this node
-ENV = {**os.environ, "HUILIU_AUDIT_KEY": "test-audit-key", "HUILIU_API_RATE": "20"}
+# demo mode for the audit anchor only (a file beside the log); the key is a long one anyway
+ENV = {**os.environ, "HUILIU_AUDIT_KEY": "prefill-api-test-key-0d6b2f9e4a7c1835",
+       "HUILIU_DEMO": "1", "HUILIU_API_RATE": "20"}
 
 
 def huiliu(home, *args) -> str:

@@ -11,7 +11,14 @@ from pipelines.lib.serving.audit import AuditLog, verify
 from pipelines.lib.serving.audit_lines import parse_line, read_lines
 
 pytestmark = pytest.mark.unit
-SECRET = b"test-audit-key"
+SECRET = b"unit-test-audit-key-7f3c9a1e5b2d4068"
+
+
+@pytest.fixture(autouse=True)
+def audit_env(tmp_path, monkeypatch):
+    """The key `verify` reads, and the anchor the log appends its head records to."""
+    monkeypatch.setenv("HUILIU_AUDIT_KEY", SECRET.decode())
+    monkeypatch.setenv("HUILIU_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
 
 
 def entry(case_id: str, subject: str = "1:500103198001020113", **kw) -> dict:
@@ -115,7 +122,7 @@ def test_reordered_entries_are_found(log):
 def test_a_cut_off_last_entry_is_found(log):
     rewrite(log, lines(log)[:-1])
     tamper_index(log, "DELETE FROM access WHERE seq = 5")
-    assert kinds(log) == [(5, "truncated")]
+    assert kinds(log) == [(5, "truncated"), (5, "anchor")]  # the head, and the anchor
 
 
 def test_a_cut_off_end_is_still_reported_after_the_log_is_opened_again(log):
@@ -126,7 +133,7 @@ def test_a_cut_off_end_is_still_reported_after_the_log_is_opened_again(log):
     a.append(**entry("C6"))
     a.close()
     assert cases_in(log) == ["C1", "C2", "C3", "C6"]
-    assert kinds(log) == [(5, "truncated")]
+    assert kinds(log) == [(5, "truncated"), (5, "anchor")]
 
 
 def test_a_line_cut_short_by_a_crash_is_kept_and_reported_and_the_chain_goes_on(log):
@@ -313,7 +320,7 @@ def test_entries_appended_by_two_processes_at_once_form_one_chain(tmp_path):
 
     path = tmp_path / "audit.jsonl"
     code = ("import sys; from pathlib import Path; from pipelines.lib.serving.audit import AuditLog\n"
-            "a = AuditLog(Path(sys.argv[1]), b'test-audit-key')\n"
+            f"a = AuditLog(Path(sys.argv[1]), {SECRET!r})\n"
             "for i in range(300):\n"
             "    a.append_many([dict(consumer=sys.argv[2], purpose='NEWBORN', template='NEWBORN',"
             " case_id=f'{sys.argv[2]}{i}-{j}', subjects=['1:500103198001020113'], released=[],"

@@ -13,8 +13,10 @@ from pipelines.lib.serving.audit_writer import AuditWriter, encode_group, take_g
 
 
 @pytest.fixture(autouse=True)
-def audit_key(monkeypatch):
-    monkeypatch.setenv("HUILIU_AUDIT_KEY", "test-audit-key")  # the writer process reads it
+def audit_key(monkeypatch, tmp_path):
+    # the writer process reads them
+    monkeypatch.setenv("HUILIU_AUDIT_KEY", "writer-test-audit-key-5e8d1c7a93b64f20")
+    monkeypatch.setenv("HUILIU_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
 
 
 def entry(case_id: str, answer: bytes = b'{"ok":true}') -> dict:

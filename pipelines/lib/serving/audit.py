@@ -1,11 +1,20 @@
-"""Append-only, hash-chained audit log of every prefill and verification answer.
+"""Append-only, MAC-chained audit log of every prefill and verification answer.
 
 The log is a file of JSON lines, one entry a line, only ever appended to. Each entry carries the
-previous entry's hash and its own: sha256 over the previous hash and the entry's canonical JSON
-(every field but the hash, sequence number included, as the compact array the line begins with).
-An edited entry no longer matches its hash; a deleted, inserted or reordered one breaks the
-sequence or the chain; a deleted last entry no longer matches the head written beside the log with
-every commit. The access log's subject index is checked against the entries too.
+previous entry's MAC and its own: keyed BLAKE2b-256 (under a key derived from HUILIU_AUDIT_KEY,
+see audit_key) over the previous MAC and the entry's canonical JSON (every field but the MAC,
+sequence number included, as the compact array the line begins with). The columns keep their
+names `prev_hash` and `hash`. An edited entry no longer matches its MAC, and without the key no
+one can compute a new one: a deleted, inserted or reordered entry breaks the sequence or the chain
+for good. A deleted last entry no longer matches the head written beside the log with every
+commit, and entries cut off the end together with the head are found against the anchor (head
+records appended to a file the log's writer cannot rewrite, see audit_anchor). The access log's
+subject index is checked against the entries too.
+
+Logs of earlier versions (an unkeyed sha256 chain, no key file) are continued, not replaced: the
+key file beside the log records where the keyed chain begins, and the first keyed entry's MAC
+covers the last unkeyed hash, so the earlier entries cannot be changed unseen from then on either,
+and a subject's access log still shows them. (Starting a new log would have hidden them.)
 
 Subject keys (citizen IDs, USCCs) are stored as keyed BLAKE2b MACs under HUILIU_AUDIT_KEY: an ID's
 small number space would make a plain hash reversible, and the access log must still find every
@@ -36,6 +45,19 @@ import orjson
 
 from pipelines.lib.file_modes import FILE_MODE
 from pipelines.lib.serving.access_index import AccessIndex, index_key, indexed_rows, start_indexer
+from pipelines.lib.serving.audit_anchor import Anchor, AnchorRecords, read_anchor
+from pipelines.lib.serving.audit_key import (
+    AuditKeyError,
+    audit_anchor,
+    audit_secret,
+    chain_key,
+    check_key,
+    demo_mode,
+    fingerprint,
+    mac_key,
+    read_key_file,
+    write_key_file,
+)
 from pipelines.lib.serving.audit_lines import COLUMNS, parse_line, read_lines
 from pipelines.lib.serving.children import wait_or_kill
 
@@ -47,14 +69,12 @@ UPKEEP_EVERY_S = 1.0
 TAIL_READ = 64 * 1024  # bytes read at a time when looking for the last entry from the end
 
 
+__all__ = ["AUDIT_LOG", "AuditKeyError", "AuditLog", "Problem", "audit_secret", "check_setup",
+           "entries_about", "subject_hash", "verify"]
+
+
 def subject_hash(key: str, secret: bytes) -> str:
-    return hashlib.blake2b(key.encode(), key=_mac_key(secret), digest_size=32).hexdigest()
-
-
-@functools.cache
-def _mac_key(secret: bytes) -> bytes:
-    """BLAKE2b takes keys of up to 64 bytes: a longer secret is hashed down to 32."""
-    return secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+    return hashlib.blake2b(key.encode(), key=mac_key(secret), digest_size=32).hexdigest()
 
 
 def _canonical(entry: dict) -> bytes:
@@ -63,8 +83,22 @@ def _canonical(entry: dict) -> bytes:
     return orjson.dumps([entry[k] for k in COLUMNS[:-1]])
 
 
-def _entry_hash(prev_hash: str, canonical: bytes) -> str:
+def _unkeyed_hash(prev_hash: str, canonical: bytes) -> str:
+    """The chain of earlier versions (entries before the key file's first keyed one)."""
     return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
+
+
+@functools.cache
+def _chain_mac(secret: bytes) -> hashlib.blake2b:
+    """A keyed BLAKE2b state to copy: the key block is compressed once, not per entry."""
+    return hashlib.blake2b(key=chain_key(secret), digest_size=32)
+
+
+def _entry_mac(secret: bytes, prev_hash: str, canonical: bytes) -> str:
+    h = _chain_mac(secret).copy()
+    h.update(prev_hash.encode())
+    h.update(canonical)
+    return h.hexdigest()
 
 
 def _json_list(items) -> orjson.Fragment:
@@ -81,7 +115,8 @@ def _sorted_json(items: tuple) -> orjson.Fragment:  # request: sorted and serial
 @dataclass(frozen=True)
 class Problem:
     seq: int | None
-    kind: str  # edited | deleted | inserted | reordered | truncated | partial | index
+    kind: str  # edited | deleted | inserted | reordered | truncated | partial | index | anchor
+    #            | unkeyed
     detail: str
 
 
@@ -90,18 +125,26 @@ class AuditLog:
     between processes: each group finds the chain's head under that lock, so several service
     workers extend one chain."""
 
-    def __init__(self, path: Path, secret: bytes | None = None) -> None:
+    def __init__(self, path: Path, secret: bytes | None = None, anchor: Path | None = None
+                 ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.secret = secret or audit_secret()
+        self._mac = _chain_mac(self.secret)
+        # head records go to the operator's append-only file (see audit_anchor)
+        self.anchor = Anchor(anchor or audit_anchor(self.path), FILE_MODE,
+                             warn_if_rewritable=not demo_mode())
         self.lock = threading.Lock()
         self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         # the head beside the log, rewritten in place with one fixed-size write per group
         self.head_fd = os.open(_head_path(self.path), os.O_RDWR | os.O_CREAT, FILE_MODE)
         with self.lock, _file_lock(self.fd):
             self._tail = self._find_tail()
+            self._start_keyed_chain(self._tail[1])
             self._check_head(*self._tail[1:])
             self._write_head(*self._tail[1:])
+        os.fdatasync(self.fd)
+        self.anchor.head(*self._tail[1:])
         self.index = AccessIndex(self.path)
         self._indexer = start_indexer(self.path)
         self._stop = threading.Event()
@@ -131,7 +174,10 @@ class AuditLog:
                 seq += 1
                 e["seq"], e["prev_hash"] = seq, head
                 canonical = _canonical(e)
-                e["hash"] = head = _entry_hash(e["prev_hash"], canonical)
+                h = self._mac.copy()
+                h.update(head.encode())
+                h.update(canonical)
+                e["hash"] = head = h.hexdigest()
                 lines.append(canonical[:-1] + b',"' + head.encode() + b'"]\n')
             data = b"".join(lines)
             try:
@@ -166,6 +212,20 @@ class AuditLog:
             return size, entry["seq"], entry["hash"]
         return size, 0, GENESIS
 
+    def _start_keyed_chain(self, seq: int) -> None:
+        """The key file names the key the log was started with (refused if it is not this one).
+        A log without one is new, or was written by an earlier version with an unkeyed chain:
+        the keyed chain starts with the next entry, and the anchor records where."""
+        if check_key(self.path, self.secret) is not None:
+            return
+        if seq:
+            log.warning("the audit log %s holds %d entries of an unkeyed chain (an earlier "
+                        "version): they are kept and the keyed chain goes on from entry %d, whose "
+                        "MAC covers them; check them once with `huiliu audit verify`",
+                        self.path, seq, seq + 1)
+        write_key_file(self.path, self.secret, seq + 1, FILE_MODE)
+        self.anchor.key(fingerprint(self.secret), seq + 1)
+
     def _check_head(self, seq: int, head: str) -> None:
         """A head beyond the log's last entry means entries were cut off the end (or a power cut
         lost them). Appends go on from the log; the old head is kept beside it as evidence."""
@@ -182,12 +242,15 @@ class AuditLog:
 
     def _upkeep_loop(self) -> None:
         """Every second: sync the log to disk, beside the writer (an fdatasync does not stop
-        appends to the file), and see that the indexer is running."""
+        appends to the file), anchor the head that sync covers (so a power cut cannot make the
+        anchor name an entry the log lost), and see that the indexer is running."""
         while not self._stop.wait(UPKEEP_EVERY_S):
+            _, seq, head = self._tail  # before the sync: what the sync makes durable
             try:
                 os.fdatasync(self.fd)
+                self.anchor.head(seq, head)
             except OSError:  # the next round tries again; the entries stay in the OS's hands
-                log.exception("audit log sync failed")
+                log.exception("audit log sync or anchoring failed")
             if self._indexer.poll() is not None:
                 log.error("the access-log indexer stopped (exit %s); starting a new one",
                           self._indexer.returncode)
@@ -195,7 +258,10 @@ class AuditLog:
                     self._indexer = start_indexer(self.path)
                 except OSError:  # no process to be had now: the next round tries again
                     log.exception("the access-log indexer could not be started")
+        _, seq, head = self._tail
         os.fdatasync(self.fd)
+        self.anchor.head(seq, head)
+
     def about(self, subject_key: str) -> list[dict]:
         """Every entry naming this subject (the data subject's access log)."""
         return entries_about(self.index, self.secret, subject_key)
@@ -206,6 +272,7 @@ class AuditLog:
         self._indexer.stdin.close()  # it indexes what is left, then exits
         wait_or_kill(self._indexer, 120, "the access-log indexer")
         self.index.close()
+        self.anchor.close()
         os.close(self.head_fd)
         os.close(self.fd)
 
@@ -248,12 +315,14 @@ def entries_about(index: AccessIndex, secret: bytes, subject_key: str) -> list[d
             if e is not None and wanted in e["subjects"]]
 
 
-def audit_secret() -> bytes:
-    key = os.environ.get("HUILIU_AUDIT_KEY")
-    if not key:
-        raise RuntimeError("HUILIU_AUDIT_KEY is not set: the audit log keys subject hashes with "
-                           "it (see .env.example); set it to a long random secret")
-    return key.encode()
+def check_setup(path: Path) -> None:
+    """Before a service starts: the key (not short, not published, the log's own) and the anchor
+    (configured, writable) are usable; raises AuditKeyError or OSError saying what to fix."""
+    secret = audit_secret()
+    check_key(path, secret)
+    anchor = audit_anchor(path)
+    if anchor.parent != path.parent:  # the operator's location: there, and open to appends
+        os.close(os.open(anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE))
 
 
 def _head_path(path: Path) -> Path:
@@ -261,17 +330,26 @@ def _head_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.head")
 
 
-def verify(path: Path) -> list[Problem]:
+def verify(path: Path, secret: bytes | None = None, anchor: Path | None = None
+           ) -> list[Problem]:
     """Every place the log differs from an untouched chain, in order; [] when intact.
 
-    The head and the index are read before the log: on a running service entries are appended
-    meanwhile, and the head's entry (and every indexed line) must then be found in what follows."""
+    Needs the key (HUILIU_AUDIT_KEY, or `secret`): refused when it is not the one the log was
+    started with. The anchor (HUILIU_AUDIT_ANCHOR, or `anchor`) is read first, then the head and
+    the index, then the log: on a running service entries are appended meanwhile, and whatever
+    those name must then be found in what follows."""
+    secret = secret or audit_secret()
+    anchor = anchor or audit_anchor(path)
     problems: list[Problem] = []
+    anchored = read_anchor(anchor) or AnchorRecords()
+    keyed_from = _keyed_from(path, secret, anchored, problems)
     head = _read_head(_head_path(path))
-    indexed = indexed_rows(path)
+    indexed = indexed_rows(path) if path.exists() else None
     upto_offset, in_index = indexed if indexed else (0, set())
     prev, expected_seq, index_rows, at_head = GENESIS, 0, set(), None
-    for number, (offset, line) in enumerate(read_lines(path, partial=True), start=1):
+    found_anchored: dict[int, str] = {}
+    lines = read_lines(path, partial=True) if path.exists() else iter(())
+    for number, (offset, line) in enumerate(lines, start=1):
         if not line.endswith(b"\n"):
             problems.append(Problem(None, "partial", f"the log ends in a partial line ({number}): "
                                     "an entry being written, or one cut short by a crash"))
@@ -291,17 +369,30 @@ def verify(path: Path) -> list[Problem]:
         elif e["prev_hash"] != prev:
             problems.append(Problem(e["seq"], "inserted",
                                     f"entry {e['seq']} does not follow the entry before it"))
-        if _entry_hash(e["prev_hash"], _canonical(e)) != e["hash"]:
-            problems.append(Problem(e["seq"], "edited",
-                                    f"entry {e['seq']}'s content does not match its hash"))
+        canonical = _canonical(e)
+        if e["seq"] < keyed_from:
+            if _unkeyed_hash(e["prev_hash"], canonical) != e["hash"]:
+                problems.append(Problem(e["seq"], "edited", f"entry {e['seq']}'s content does "
+                                        "not match its (unkeyed, earlier version's) hash"))
+        elif _entry_mac(secret, e["prev_hash"], canonical) != e["hash"]:
+            problems.append(Problem(e["seq"], "edited", f"entry {e['seq']}'s content does not "
+                                    "match its MAC (edited, or written without the key)"))
         prev = e["hash"]
+        if e["seq"] in anchored.heads:
+            found_anchored.setdefault(e["seq"], e["hash"])
         if isinstance(head, tuple) and e["seq"] == head[0]:
             at_head = e["hash"]
         if offset < upto_offset:
             index_rows |= {(index_key(s), e["seq"], offset) for s in e["subjects"]}
+    had_entries = max(expected_seq, anchored.last_head, keyed_from - 1
+                      if keyed_from != _NEVER_KEYED else 0)
     if head == "unreadable":
         problems.append(Problem(None, "truncated", f"the head file {_head_path(path).name} is "
                                 "unreadable: a cut-off end cannot be ruled out"))
+    elif head is None and had_entries:
+        problems.append(Problem(None, "truncated", f"the head file {_head_path(path).name} is "
+                                f"missing or empty, though the log has had entries (up to "
+                                f"{had_entries} known): the log was replaced or emptied"))
     elif head is not None and head[0] and at_head != head[1]:
         seq, h = head
         found = (f"ends at entry {expected_seq}" if expected_seq < seq
@@ -313,10 +404,75 @@ def verify(path: Path) -> list[Problem]:
         seq = cut[0] if isinstance(cut, tuple) else None
         problems.append(Problem(seq, "truncated", f"entries up to {seq} were cut off the end "
                                 f"before the log was last opened ({kept.name})"))
+    problems += _against_the_anchor(anchor, anchored, found_anchored, expected_seq)
     for seq in sorted({row[1] for row in index_rows ^ in_index}):
         problems.append(Problem(seq, "index", f"the access log's index differs from entry {seq}'s "
                                 "subjects (a data subject would not see it, or see a false one)"))
     return problems
+
+
+_NEVER_KEYED = 1 << 62  # a log without key file or key record: every entry of the unkeyed chain
+
+
+def _keyed_from(path: Path, secret: bytes, anchored: AnchorRecords,
+                problems: list[Problem]) -> int:
+    """The first entry of the keyed chain, from the key file, checked against the anchor's key
+    records (a key file rewritten to call more entries unkeyed would let them be forged)."""
+    known = check_key(path, secret)  # refused: another key
+    recorded = anchored.keys
+    for fp, keyed_from, at in recorded:
+        if fp != fingerprint(secret):
+            raise AuditKeyError(f"HUILIU_AUDIT_KEY is not the key the anchor recorded for this "
+                                f"log at {at} (fingerprint {fp[:12]}…): set the original key")
+        if known is not None and keyed_from != known[1]:
+            problems.append(Problem(None, "anchor", f"the key file says the keyed chain starts at "
+                                    f"entry {known[1]}, the anchor recorded {keyed_from} at {at}: "
+                                    "the key file was replaced"))
+    if known is None and recorded:
+        problems.append(Problem(None, "anchor", f"the key file {path.name}.key is missing; the "
+                                f"anchor recorded one at {recorded[0][2]}"))
+        return recorded[0][1]
+    if known is None:
+        if path.exists() and path.stat().st_size:
+            problems.append(Problem(None, "unkeyed", "the log has no key file: its chain is the "
+                                    "unkeyed one of earlier versions (which anyone who can write "
+                                    "the log can recompute), or the key file was removed; start "
+                                    "the service once to continue it keyed"))
+        return _NEVER_KEYED
+    return known[1]
+
+
+def _against_the_anchor(anchor: Path, anchored: AnchorRecords, found: dict[int, str],
+                        last_seq: int) -> list[Problem]:
+    """Each kind of difference from the anchor's head records once (a log emptied after a year
+    differs from every record of that year)."""
+    problems = []
+    if anchored.unreadable:
+        problems.append(Problem(None, "anchor", f"{len(anchored.unreadable)} line(s) of the "
+                                f"anchor {anchor} are not records (first: line "
+                                f"{anchored.unreadable[0]})"))
+    missing = sorted(s for s in anchored.heads if s not in found)
+    if missing:
+        at = anchored.heads[missing[-1]][0][1]
+        problems.append(Problem(missing[-1], "anchor", f"the anchor recorded entry {missing[-1]} "
+                                f"at {at}; the log ends at entry {last_seq}" if missing[0] >
+                                last_seq else f"the anchor recorded {len(missing)} entries the "
+                                f"log does not hold (entries {missing[0]}…{missing[-1]})"))
+    differ = sorted(s for s, heads in anchored.heads.items()
+                    if s in found and any(mac != found[s] for mac, _ in heads))
+    if differ:
+        at = next(at for mac, at in anchored.heads[differ[0]] if mac != found[differ[0]])
+        problems.append(Problem(differ[0], "anchor", f"the log holds another entry {differ[0]} "
+                                f"than the one the anchor recorded at {at}"
+                                + (f" ({len(differ)} anchored entries differ, up to entry "
+                                   f"{differ[-1]})" if len(differ) > 1 else "")))
+    return problems
+
+
+def keyed_from(path: Path) -> int | None:
+    """The first entry of the keyed chain (1 for a log started keyed); None without key file."""
+    known = read_key_file(path)
+    return known[1] if known else None
 
 
 def _read_head(path: Path) -> tuple[int, str] | str | None:
