@@ -26,6 +26,7 @@ def serve_cmd(home, host, port, workers):
 
     import uvicorn
 
+    from pipelines.api.limits import ServiceLimits
     from pipelines.lib.serving.store import CURRENT
 
     d = _serving_dir(home)
@@ -35,8 +36,13 @@ def serve_cmd(home, host, port, workers):
     if home:
         os.environ["HUILIU_HOME"] = str(d.parent)
     os.environ["HUILIU_API_WORKERS"] = str(workers)  # each worker keeps 1/N of the rate limit
+    limits = ServiceLimits()
+    # the protocol adds the limits uvicorn lacks (head size and time, body size and time,
+    # connections): pipelines/api/protocol.py; h11 is not used (its one limit is the head size)
     uvicorn.run("pipelines.api.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", access_log=False)
+                workers=workers, log_level="warning", access_log=False,
+                http="pipelines.api.protocol:LimitedHttpTools",
+                timeout_keep_alive=limits.keep_alive_seconds)
 
 
 def _build(home):
@@ -149,3 +155,31 @@ def _audit_ready(serving_dir) -> None:
     from pipelines.lib.serving.audit import AUDIT_LOG, check_setup
 
     check_setup(serving_dir / AUDIT_LOG)
+
+
+@audit_group.command("alerts")
+@_home_opt
+def alerts_cmd(home):
+    """Alerts for governance staff (a consumer enumerating a value by repeated checks) and a
+    count of the requests the service refused, from the refusal log (refusals.jsonl)."""
+    from pipelines.api.refusals import REFUSALS_LOG, read
+    from pipelines.lib.tables import render
+
+    path = _serving_dir(home) / REFUSALS_LOG
+    lines = read(path)
+    alerts = [x for x in lines if x.get("kind") == "alert"]
+    refused: dict[tuple, int] = {}
+    for x in lines:
+        if x.get("kind") == "refused":
+            key = (x["status"], x["code"])
+            refused[key] = refused.get(key, 0) + x["count"]
+    if alerts:
+        click.echo(render(["at", "alert", "consumer", "check", "case_id", "subject (audit hash)"],
+                          [(a["at"], a["alert"], a.get("consumer"), a.get("check"),
+                            a.get("case_id"), a.get("subject", "")[:16])
+                           for a in alerts]))
+    else:
+        click.echo(f"no alerts in {path}")
+    if refused:
+        click.echo("refused requests: " + ", ".join(
+            f"{status} {code} × {n}" for (status, code), n in sorted(refused.items())))

@@ -7,8 +7,10 @@ GET  /v1/access-log    who asked about a subject (for the data subject's own vie
 GET  /v1/templates     the life-event templates (labels only); GET /preview: the officer's page
 GET  /openapi.json     the OpenAPI description; GET /healthz
 
-Every answer is written to the hash-chained audit log before it is sent. Credentials:
-`Authorization: Bearer <consumer>.<key id>.<secret>` (`huiliu consumers issue`).
+Every answer is written to the hash-chained audit log before it is sent (reading an access log
+too: it releases who asked about a person); every refusal is counted in the refusal log
+(refusals.py). Credentials: `Authorization: Bearer <consumer>.<key id>.<secret>` (`huiliu consumers
+issue`), checked before a body is read (auth.py). Limits: limits.py (HTTP ones: protocol.py).
 """
 
 from __future__ import annotations
@@ -28,10 +30,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pipelines.api.json_endpoint import HotPaths, JsonEndpoint, error_answer, json_object
+from pipelines.api.auth import Authenticator, who_presented
+from pipelines.api.enumeration import EnumerationGuard
+from pipelines.api.json_endpoint import (
+    REFUSAL,
+    HotPaths,
+    JsonEndpoint,
+    body_expected,
+    error_answer,
+    json_object,
+    peer_of,
+    read_body,
+    too_large,
+)
+from pipelines.api.limits import limits
+from pipelines.api.ratelimit import RateLimiter
+from pipelines.api.refusals import REFUSALS_LOG, RefusalLog
 from pipelines.lib.catalog import catalog
 from pipelines.lib.serving.access_index import AccessIndex
-from pipelines.lib.serving.audit import AUDIT_LOG, audit_secret, entries_about
+from pipelines.lib.serving.audit import AUDIT_LOG, audit_secret, entries_about, subject_hash
 from pipelines.lib.serving.audit_writer import AuditWriter
 from pipelines.lib.serving.credentials import Credentials
 from pipelines.lib.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
@@ -54,35 +71,27 @@ class _Json(Response):
         return orjson.dumps(content)
 
 
-class RateLimiter:
-    """Token bucket per consumer: `rate` requests a second, bursts up to `rate`."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate, self.buckets = rate, {}
-
-    def wait_needed(self, consumer: str) -> float:
-        now = time.monotonic()
-        tokens, last = self.buckets.get(consumer, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self.buckets[consumer] = (tokens - 1, now)
-            return 0.0
-        self.buckets[consumer] = (tokens, now)
-        return (1 - tokens) / self.rate
-
-
 class Service:
-    def __init__(self, serving_dir: Path, rate: float) -> None:
+    def __init__(self, serving_dir: Path, rate: float, share: float = 1.0) -> None:
         self.dir = serving_dir
         self.cat = catalog()
         self.purposes = frozenset(p.code for p in self.cat.purposes)
         self.templates = templates()
+        self.limits = limits()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
         audit_path = serving_dir / AUDIT_LOG
         self.audit_secret = audit_secret()
         self.audited = AuditWriter(audit_path)  # creates the log (and its index) if new
         self.access = AccessIndex(audit_path)
         self.limiter = RateLimiter(rate)
+        self.auth = Authenticator(self.credentials, self.limiter)
+        # a batch takes one check per item from a bucket of its own, big enough for a full batch
+        self.check_limiter = RateLimiter(self.limits.check_rate * share,
+                                         max(self.limits.check_rate, self.limits.max_batch_checks))
+        self.refusals = RefusalLog(serving_dir / REFUSALS_LOG)
+        self.enumeration = EnumerationGuard(self.limits.enumeration_values,
+                                            self.limits.enumeration_window_seconds,
+                                            self._enumeration_alert)
         self.link = str(serving_dir / CURRENT)
         self.store_target: str | None = None
         self.next_look = 0.0
@@ -133,6 +142,8 @@ class Service:
         self._close_readers()
 
     def _close_readers(self) -> None:
+        self.auth.close()
+        self.refusals.close()
         self.access.close()
         if self.store is not None:
             self.store.close()
@@ -142,20 +153,19 @@ class Service:
         if old is not None:
             old.close()
 
-    def consumer(self, auth: str) -> str:
-        """The consumer an Authorization header value names (401 or 429 otherwise)."""
-        if not auth.lower().startswith("bearer "):
-            raise RequestError(401, "missing_credentials", "send Authorization: Bearer "
-                               "<consumer>.<key id>.<secret> (huiliu consumers issue)")
-        consumer = self.credentials.consumer_of(auth[7:].strip())
-        if consumer is None:
-            raise RequestError(401, "invalid_credentials", "unknown, wrong or revoked "
-                               "credential; ask the hub's operators for a new one")
-        wait = self.limiter.wait_needed(consumer)
-        if wait:
-            raise RequestError(429, "rate_limited", f"over the rate limit; retry after "
-                               f"{wait:.2f} s", retry_after=wait)
-        return consumer
+    def _enumeration_alert(self, consumer: str, check: str, case_id: str, subject: str) -> None:
+        """Governance staff see who went over the enumeration limit about whom (the subject as
+        the audit log names it: its keyed hash, to look up in the access log)."""
+        log.warning("enumeration limit: %s asked %s about one subject with too many values "
+                    "(case %s)", consumer, check, case_id)
+        self.refusals.alert("enumeration", consumer=consumer, check=check, case_id=case_id,
+                            subject=subject_hash(subject, self.audit_secret),
+                            limit=self.limits.enumeration_values,
+                            window_s=self.limits.enumeration_window_seconds)
+
+    def guard(self, consumer: str, case_id: str, items: list) -> list:
+        """Each check, or the RequestError to answer it with when it would enumerate a value."""
+        return [self.enumeration.refusal(consumer, case_id, item) or item for item in items]
 
 
 def _close_unused(warmed: Future) -> None:
@@ -169,13 +179,21 @@ def _warm_store(path: Path) -> Store:
     return store
 
 
-def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
-    svc = Service(serving_dir, rate)
+def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> HotPaths:
+    """The service; `rate` requests a second per consumer, `share` of the batch check rate (with
+    N worker processes each keeps its own buckets: 1/N each)."""
+    svc = Service(serving_dir, rate, share)
     if os.path.lexists(svc.link):  # open and warm the store now, not in the first request
         svc.current_store()
+    max_body, max_batch_body = svc.limits.max_body_bytes, svc.limits.max_batch_body_bytes
 
-    def error(e: RequestError) -> Response:
+    def error(request: Request, e: RequestError, consumer: str | None,
+              body_read: bool) -> Response:
         status, payload, headers = error_answer(e)
+        if not body_read and body_expected(request.scope)[1]:
+            headers.append((b"connection", b"close"))  # its body is never read
+        request.scope[REFUSAL] = (consumer or who_presented(
+            request.headers.get("authorization", "")), e.code)  # counted by HotPaths
         return Response(payload, status_code=status, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in headers})
 
@@ -192,22 +210,18 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
                                + ", ".join(sorted(svc.purposes)), ["purpose"])
         return body["purpose"]
 
-    async def prefill_endpoint(auth: str, raw: bytes):
-        try:
-            consumer = svc.consumer(auth)
-            body = json_object(raw, ("case_id", "purpose", "template", "subjects"))
-            template = svc.templates.get(body["template"]) if isinstance(
-                body["template"], str) else None
-            if template is None:
-                raise RequestError(400, "invalid_request", "unknown template; known: "
-                                   + ", ".join(sorted(svc.templates)), ["template"])
-            if not isinstance(body["subjects"], dict):
-                raise RequestError(400, "invalid_request", "subjects is an object of role: key",
-                                   ["subjects"])
-            answer = prefill(svc.current_store(), svc.cat, template, consumer,
-                             str(body["purpose"]), body["case_id"], body["subjects"])
-        except RequestError as e:
-            return error_answer(e)
+    async def prefill_endpoint(consumer: str, raw: bytes):
+        body = json_object(raw, ("case_id", "purpose", "template", "subjects"))
+        template = svc.templates.get(body["template"]) if isinstance(
+            body["template"], str) else None
+        if template is None:
+            raise RequestError(400, "invalid_request", "unknown template; known: "
+                               + ", ".join(sorted(svc.templates)), ["template"])
+        if not isinstance(body["subjects"], dict):
+            raise RequestError(400, "invalid_request", "subjects is an object of role: key",
+                               ["subjects"])
+        answer = prefill(svc.current_store(), svc.cat, template, consumer,
+                         str(body["purpose"]), body["case_id"], body["subjects"])
         payload = orjson.dumps(answer.body)
         await svc.audited.append(consumer=consumer, purpose=answer.body["purpose"],
                                  template=answer.body["template"], case_id=answer.body["case_id"],
@@ -215,15 +229,14 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
                                  withheld=answer.withheld, answer=payload)
         return 200, payload, []
 
-    async def verify_endpoint(auth: str, raw: bytes):
-        try:
-            consumer = svc.consumer(auth)
-            body = json_object(raw, ("case_id", "purpose", "check", "subject"))
-            _require_case_id(body)
-            answer, check = verify_one(svc.current_store(), svc.cat, consumer,
-                                       _require_purpose(body), body)
-        except RequestError as e:
-            return error_answer(e)
+    async def verify_endpoint(consumer: str, raw: bytes):
+        body = json_object(raw, ("case_id", "purpose", "check", "subject"))
+        _require_case_id(body)
+        purpose = _require_purpose(body)
+        refused = svc.enumeration.refusal(consumer, body["case_id"], body)
+        if refused is not None:
+            raise refused
+        answer, check = verify_one(svc.current_store(), svc.cat, consumer, purpose, body)
         payload = orjson.dumps({"case_id": body["case_id"], **answer})
         released = [answer["check"]] if answer["status"] != "withheld" else []
         await svc.audited.append(consumer=consumer, purpose=body["purpose"],
@@ -235,25 +248,50 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
 
     async def batch_endpoint(request: Request) -> Response:
         """{"case_id", "purpose", "checks": [{check, subject, ...}, ...]}: one NDJSON line per
-        check, in order; each chunk is audited before it is sent."""
+        check, in order; each chunk is audited before it is sent. At most max_batch_checks
+        checks a call, each taking one token of the consumer's check rate."""
+        consumer, raw = None, None
         try:
-            consumer = svc.consumer(request.headers.get("authorization", ""))
-            body = json_object(await request.body(), ("case_id", "purpose", "checks"))
+            consumer = await svc.auth.consumer(request.headers.get("authorization", ""),
+                                               peer_of(request.scope))
+            if body_expected(request.scope)[0] > max_batch_body:
+                raise too_large(max_batch_body)
+            raw = await read_body(request.receive, max_batch_body)
+            if raw is None:
+                return Response(status_code=400)  # the caller went away: nobody reads this
+            body = json_object(raw, ("case_id", "purpose", "checks"))
             _require_case_id(body)
             _require_purpose(body)
             if not isinstance(body["checks"], list) or not body["checks"]:
                 raise RequestError(400, "invalid_request", "checks is a non-empty list",
                                    ["checks"])
+            cap = svc.limits.max_batch_checks
+            if len(body["checks"]) > cap:
+                raise RequestError(413, "too_many_checks", f"at most {cap} checks a call; send "
+                                   "more as several calls", ["checks"])
+            wait = svc.check_limiter.wait_needed(consumer, len(body["checks"]))
+            if wait:
+                raise RequestError(429, "rate_limited", f"over the consumer's check rate; retry "
+                                   f"after {wait:.2f} s", retry_after=wait)
         except RequestError as e:
-            return error(e)
-        purpose, items = body["purpose"], body["checks"]
+            return error(request, e, consumer, raw is not None)
+        purpose, case_id = body["purpose"], body["case_id"]
+        items = svc.guard(consumer, case_id, body["checks"])
+        refused_items = sum(isinstance(i, RequestError) for i in items)
+        if refused_items:
+            for _ in range(refused_items):
+                svc.refusals.count(peer_of(request.scope), consumer, "/v1/batch", 403,
+                                   "enumeration_limit")
 
         async def lines():
             for start in range(0, len(items), BATCH_CHUNK):
                 out, subjects, released, withheld = [], [], [], []
-                answers = verify_many(svc.current_store(), svc.cat, consumer, purpose,
-                                      items[start:start + BATCH_CHUNK])
-                for i, result in enumerate(answers, start=start):
+                chunk_items = items[start:start + BATCH_CHUNK]
+                asked = [i for i in chunk_items if not isinstance(i, RequestError)]
+                answers = iter(verify_many(svc.current_store(), svc.cat, consumer, purpose,
+                                           asked))
+                for i, item in enumerate(chunk_items, start=start):
+                    result = item if isinstance(item, RequestError) else next(answers)
                     if isinstance(result, RequestError):
                         out.append({"index": i, "status": result.status, **result.body()})
                         continue
@@ -264,7 +302,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
                     out.append({"index": i, **answer})
                 chunk = b"\n".join(map(orjson.dumps, out)) + b"\n"
                 await svc.audited.append(consumer=consumer, purpose=purpose, template="batch",
-                                         case_id=body["case_id"], subjects=subjects,
+                                         case_id=case_id, subjects=subjects,
                                          released=released, withheld=withheld, answer=chunk)
                 yield chunk
 
@@ -272,9 +310,12 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
 
     async def access_log(request: Request) -> Response:
         """A data subject's access log: who asked, when, for which case and purpose, what was
-        released. For the consumers that run the subject's own portal (here: SJJ)."""
+        released. For the consumers that run the subject's own portal (here: SJJ). Reading it is
+        a release too: audited (template "access-log") before it is sent."""
+        consumer = None
         try:
-            consumer = svc.consumer(request.headers.get("authorization", ""))
+            consumer = await svc.auth.consumer(request.headers.get("authorization", ""),
+                                               peer_of(request.scope))
             if consumer != "SJJ":
                 raise RequestError(403, "not_entitled", "only the portal operator (SJJ) reads "
                                    "access logs")
@@ -285,15 +326,24 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
             if key is None:
                 raise RequestError(400, "invalid_request", "subject must be a valid citizen ID "
                                    "or USCC", ["subject"])
+            case_id = request.query_params.get("case_id", "access-log")
+            if not _CASE_ID.fullmatch(case_id):
+                raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or "
+                                   "._:-", ["case_id"])
         except RequestError as e:
-            return error(e)
+            return error(request, e, consumer, False)
         # in a thread: the entries not indexed yet are read from the log's tail (up to the
         # indexer's 16 MiB lag), which must not hold up the other requests' event loop
         entries = await asyncio.to_thread(entries_about, svc.access, svc.audit_secret,
                                           f"{kind}:{key}")
-        return _Json({"subject": key, "entries": [
+        payload = orjson.dumps({"subject": key, "entries": [
             {k: e[k] for k in ("seq", "at", "consumer", "purpose", "template", "case_id", "released",
                        "withheld")} for e in entries]})
+        await svc.audited.append(consumer=consumer, purpose="SUBJECT_ACCESS",
+                                 template="access-log", case_id=case_id,
+                                 subjects=[f"{kind}:{key}"], released=["access_log"], withheld=[],
+                                 answer=payload)
+        return Response(payload, media_type="application/json")
 
     async def templates_endpoint(_: Request) -> Response:
         """The life-event templates (roles and field labels: no data), for forms and the page."""
@@ -321,8 +371,8 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
     # any collection: at the default threshold (700) a young-generation pass ran every few
     # requests for nothing. Cycles (exceptions, mostly) are still collected, a little later.
     gc.set_threshold(20_000, 20, 20)
-    hot = {"/v1/prefill": JsonEndpoint(prefill_endpoint),
-           "/v1/verify": JsonEndpoint(verify_endpoint)}
+    hot = {"/v1/prefill": JsonEndpoint(prefill_endpoint, svc.auth, svc.refusals, max_body),
+           "/v1/verify": JsonEndpoint(verify_endpoint, svc.auth, svc.refusals, max_body)}
     @contextlib.asynccontextmanager
     async def lifespan(_):
         yield
@@ -336,7 +386,7 @@ def create_app(serving_dir: Path, rate: float = 200.0) -> HotPaths:
         Route("/preview", preview, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-    ]), hot)
+    ]), hot, svc.refusals)
 
 
 def app_from_env() -> HotPaths:
@@ -348,4 +398,4 @@ def app_from_env() -> HotPaths:
     # (the kernel spreads connections over the workers, so a consumer's limit holds roughly)
     workers = max(1, int(os.environ.get("HUILIU_API_WORKERS", "1")))
     return create_app(s.home / "serving",
-                      float(os.environ.get("HUILIU_API_RATE", "200")) / workers)
+                      float(os.environ.get("HUILIU_API_RATE", "200")) / workers, 1 / workers)
