@@ -303,3 +303,21 @@ def test_a_log_of_the_unkeyed_format_is_continued_keyed_and_its_entries_bound(tm
     without_derived_files(log)
     out = verify(home, env)
     assert out.returncode == 1 and "entry 4: inserted" in out.stdout, out.stdout
+
+
+def test_a_key_file_removed_to_call_keyed_entries_unkeyed_is_found(hub):
+    """Removing the key file and re-chaining the log without the key, then letting the service
+    open it (a new key file: keyed from entry 7) would pass entries 1-6 off as an earlier
+    version's; the anchor recorded where the keyed chain began."""
+    home, log, _, env = hub
+    forged = rechain_without_the_key([parse_line(line) for line in lines(log)])
+    log.write_bytes(b"".join(forged))
+    set_head(log, 6, parse_line(forged[-1])["hash"])
+    log.with_name(f"{log.name}.key").unlink()
+    without_derived_files(log)
+    write(log, 1, first=7)
+    out = verify(home, env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the key file says the keyed chain starts at entry 7, the anchor recorded 1" in \
+        out.stdout
+    assert "entry 1: edited" in out.stdout  # checked as keyed, as the anchor says

@@ -321,6 +321,9 @@ def check_setup(path: Path) -> None:
     secret = audit_secret()
     check_key(path, secret)
     anchor = audit_anchor(path)
+    if demo_mode():
+        log.warning("demo mode (HUILIU_DEMO=1): a short or published HUILIU_AUDIT_KEY is "
+                    "accepted and the audit anchor is a file beside the log; not for production")
     if anchor.parent != path.parent:  # the operator's location: there, and open to appends
         os.close(os.open(anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE))
 
@@ -416,8 +419,9 @@ _NEVER_KEYED = 1 << 62  # a log without key file or key record: every entry of t
 
 def _keyed_from(path: Path, secret: bytes, anchored: AnchorRecords,
                 problems: list[Problem]) -> int:
-    """The first entry of the keyed chain, from the key file, checked against the anchor's key
-    records (a key file rewritten to call more entries unkeyed would let them be forged)."""
+    """The first entry of the keyed chain: the anchor's first key record where it has one (a key
+    file rewritten, or removed and made again, to call more entries unkeyed would let them be
+    forged), else the key file's."""
     known = check_key(path, secret)  # refused: another key
     recorded = anchored.keys
     for fp, keyed_from, at in recorded:
@@ -431,6 +435,7 @@ def _keyed_from(path: Path, secret: bytes, anchored: AnchorRecords,
     if known is None and recorded:
         problems.append(Problem(None, "anchor", f"the key file {path.name}.key is missing; the "
                                 f"anchor recorded one at {recorded[0][2]}"))
+    if recorded:
         return recorded[0][1]
     if known is None:
         if path.exists() and path.stat().st_size:

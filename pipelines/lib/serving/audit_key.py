@@ -62,8 +62,6 @@ def audit_secret() -> bytes:
                             "audit log unseen; set a random secret of at least "
                             f"{MIN_KEY_CHARS} characters (e.g. `openssl rand -hex 32`), or run "
                             f"the demo with {DEMO_ENV}=1")
-    if problem:
-        log.warning("demo mode: %s %s (refused outside %s=1)", KEY_ENV, problem, DEMO_ENV)
     return key.encode()
 
 
