@@ -195,7 +195,7 @@ def test_a_body_over_the_limit_is_refused_413_without_reading_it(service):
     assert status == 413 and body["error"] == "body_too_large"
     status, body = status_and_json(raw(url, head("/v1/verify", None, 50_000_000)))
     assert status == 413 and body["error"] == "body_too_large"
-    big = json.dumps(prefill_body() | {"pad": "x" * 100_000}).encode()
+    big = json.dumps(prefill_body() | {"pad": "x" * 200_000}).encode()
     r = httpx.post(f"{url}/v1/prefill", content=big, headers={
         "Authorization": f"Bearer {keys['JYJ']}", "Content-Type": "application/json"})
     assert r.status_code == 413
