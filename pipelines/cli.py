@@ -386,7 +386,8 @@ def _start_prefill_service(home: Path, api_port: int):
     import subprocess
 
     env = {**os.environ, "HUILIU_HOME": str(home), "HUILIU_DEMO": "1"}
-    env.setdefault("HUILIU_AUDIT_KEY", DEMO_AUDIT_KEY)
+    if not env.get("HUILIU_AUDIT_KEY"):  # unset, or blank as in .env.example
+        env["HUILIU_AUDIT_KEY"] = DEMO_AUDIT_KEY
     return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
                              "--port", str(api_port)], env=env)
 
