@@ -11,7 +11,9 @@ loaded in turn for --rounds rounds (the machine's speed drifts: ratios are taken
 and a batch verification of 1,000,000 subjects (POST /v1/batch, streamed; since the cap on checks a
 call, as consecutive calls of 10,000 on one connection), with the service's peak RSS. The service
 runs as `huiliu serve` runs it: with the hub's HTTP protocol (pipelines/api/protocol.py, its limits
-included in the figures); the ceilings with uvicorn's own. Writes benchmarks/results/prefill-<scale>.json.
+included in the figures); the ceilings with uvicorn's own. `--baseline REF` (repeatable) adds the
+service of an earlier commit to every round and batch, run from a git worktree with its own store
+(benchmarks/prefill_baseline.py). Writes benchmarks/results/prefill-<scale>.json.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import prefill_baseline
 from benchmarks.bench_backflow import child
 from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
 from pipelines.demo import Simulator, free_port
 from pipelines.lib.serving.store import CURRENT, Store
+from pipelines.lib.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
@@ -97,6 +101,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, the same "
                     "for the ceiling and the service")
+    ap.add_argument("--baseline", action="append", default=[], metavar="REF",
+                    help="also load the service of this git commit in every round, from a "
+                    "worktree (repeatable): a change's cost, measured beside the version before")
     ap.add_argument("--work", type=Path, help="a folder to build the world in and keep; when it "
                     "already holds a built world (from an earlier run), that world is reused")
     args = ap.parse_args()
@@ -138,44 +145,47 @@ def main() -> None:
                "--no-access-log", "--workers", str(args.workers)]
     out["workers"] = args.workers
 
-    # The three servers run side by side (an idle one costs nothing) and are loaded in turn,
-    # round after round: this machine's speed drifts by a third between minutes, so a ratio is
-    # only meaningful between runs made next to each other.
-    servers = {"ceiling": ["benchmarks.ceiling_app:app"],
-               "raw_ceiling": ["benchmarks.ceiling_app:raw_app"],
-               "prefill": ["--http", "pipelines.api.protocol:LimitedHttpTools", "--factory",
-                           "pipelines.api.app:app_from_env"]}
+    # The servers run side by side (an idle one costs nothing) and are loaded in turn, round
+    # after round: this machine's speed drifts by a third between minutes, so a ratio is only
+    # meaningful between runs made next to each other. Each: (uvicorn arguments, env, its key).
+    servers = {"ceiling": (["benchmarks.ceiling_app:app"], env, key),
+               "raw_ceiling": (["benchmarks.ceiling_app:raw_app"], env, key),
+               "prefill": (["--http", "pipelines.api.protocol:LimitedHttpTools", "--factory",
+                            "pipelines.api.app:app_from_env"], env, key)}
+    services = ["prefill"]
+    published = Settings(home=home).published_current.resolve()
+    out["baselines"] = {}
+    for ref in args.baseline:
+        b = prefill_baseline.prepare(ref, work, published, env)
+        # before the hub had its own HTTP protocol, `huiliu serve` ran uvicorn's httptools
+        http = (["--http", "pipelines.api.protocol:LimitedHttpTools"]
+                if (b.tree / "pipelines" / "api" / "protocol.py").exists() else [])
+        servers[b.name] = ([*http, "--app-dir", str(b.tree), "--factory",
+                            "pipelines.api.app:app_from_env"], b.env, b.key)
+        services.append(b.name)
+        out["baselines"][b.name] = {"ref": ref, "store": b.store}
     procs, urls = {}, {}
     try:
-        for name, spec in servers.items():
+        for name, (spec, senv, _) in servers.items():
             port = free_port()
-            procs[name] = subprocess.Popen([*uvicorn, "--port", str(port), *spec], env=env)
+            procs[name] = subprocess.Popen([*uvicorn, "--port", str(port), *spec], env=senv)
             urls[name] = f"http://127.0.0.1:{port}"
-        for name in servers:
+        for name, (_, _, skey) in servers.items():
             wait_up(f"{urls[name]}/healthz", procs[name])
-            load(f"{urls[name]}/v1/prefill", bodies, key, 2)  # warm up
-        out["rounds"] = [{name: load(f"{urls[name]}/v1/prefill", bodies, key, args.seconds)
-                          for name in servers} for _ in range(args.rounds)]
+            load(f"{urls[name]}/v1/prefill", bodies, skey, 2)  # warm up
+        out["rounds"] = [{name: load(f"{urls[name]}/v1/prefill", bodies, skey, args.seconds)
+                          for name, (_, _, skey) in servers.items()} for _ in range(args.rounds)]
         for r in out["rounds"]:
-            r["ratio"] = r["prefill"]["rps"] / r["ceiling"]["rps"]
-            r["ratio_raw"] = r["prefill"]["rps"] / r["raw_ceiling"]["rps"]
-        url = urls["prefill"]
+            for name in services:
+                suffix = "" if name == "prefill" else f"_{name}"
+                r[f"ratio{suffix}"] = r[name]["rps"] / r["ceiling"]["rps"]
+                r[f"ratio_raw{suffix}"] = r[name]["rps"] / r["raw_ceiling"]["rps"]
         checks = [{"check": "alive", "subject": ids[i % len(ids)]} for i in range(args.batch)]
-        t = time.perf_counter()
-        lines, statuses = 0, set()
-        # at most BATCH_CAP checks a call (HUILIU_SERVE_MAX_BATCH_CHECKS): the million goes as
-        # consecutive calls on one keep-alive connection, each streamed as before
-        with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {key}"}) as c:
-            for start in range(0, args.batch, BATCH_CAP):
-                with c.stream("POST", f"{url}/v1/batch", json={
-                        "case_id": f"BATCH-{start // BATCH_CAP}", "purpose": "AFTER_DEATH",
-                        "checks": checks[start:start + BATCH_CAP]}) as r:
-                    statuses.add(r.status_code)
-                    for line in r.iter_lines():
-                        lines += bool(line)
-        out["batch"] = {"subjects": args.batch, "lines": lines, "calls": -(-args.batch // BATCH_CAP),
-                        "status": max(statuses), "seconds": time.perf_counter() - t}
-        out["service_peak_rss_mb"] = peak_rss_mb(procs["prefill"].pid)
+        out["batches"] = {name: batch(urls[name], servers[name][2], checks)
+                          for name in services}
+        out["batch"] = out["batches"]["prefill"]
+        out["peak_rss_mb"] = {name: peak_rss_mb(procs[name].pid) for name in services}
+        out["service_peak_rss_mb"] = out["peak_rss_mb"]["prefill"]
     finally:
         for p in procs.values():
             p.terminate()
@@ -187,19 +197,42 @@ def main() -> None:
     (RESULTS / f"prefill-{args.scale}{suffix}.json").write_text(json.dumps(out, indent=1))
     print(f"scale {args.scale:,}; {out['machine']}; {args.workers} worker(s); store build "
           f"{out['store']['seconds']:.1f} s, {out['store']['bytes'] / 2**20:.0f} MiB")
+    for name, b in out["baselines"].items():
+        print(f"  {name}: store {b['store']['seconds']:.1f} s, "
+              f"{b['store']['bytes'] / 2**20:.0f} MiB")
     for i, r in enumerate(out["rounds"], 1):
-        c, w, p = r["ceiling"], r["raw_ceiling"], r["prefill"]
+        c, w = r["ceiling"], r["raw_ceiling"]
         print(f"round {i}: ceiling {c['rps']:,.0f} req/s (p99 {c['p99_ms']:.1f} ms); raw ASGI "
-              f"{w['rps']:,.0f}; prefill {p['rps']:,.0f} req/s = {r['ratio']:.2f}x ceiling "
-              f"({r['ratio_raw']:.2f}x raw), p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, "
-              f"non-2xx {p['non_2xx']}, socket errors {p['socket_errors']}")
-    b = out["batch"]
+              f"{w['rps']:,.0f}")
+        for name in services:
+            p, sfx = r[name], "" if name == "prefill" else f"_{name}"
+            print(f"  {name}: {p['rps']:,.0f} req/s = {r['ratio' + sfx]:.2f}x ceiling "
+                  f"({r['ratio_raw' + sfx]:.2f}x raw), p50 {p['p50_ms']:.1f} ms, p99 "
+                  f"{p['p99_ms']:.1f} ms, non-2xx {p['non_2xx']}, socket errors "
+                  f"{p['socket_errors']}")
     print(f"median ratio {out['median_ratio']:.2f}x; worst prefill p99 {out['worst_p99_ms']:.1f} ms")
-    print(f"batch verification: {b['subjects']:,} subjects in {b['calls']:,} calls, "
-          f"{b['lines']:,} answers in "
-          f"{b['seconds']:.1f} s (HTTP {b['status']}); service peak RSS "
-          f"{out['service_peak_rss_mb']:.0f} MiB")
+    for name in services:
+        b = out["batches"][name]
+        print(f"{name} batch verification: {b['subjects']:,} subjects in {b['calls']:,} calls, "
+              f"{b['lines']:,} answers in {b['seconds']:.1f} s (HTTP {b['status']}); peak RSS "
+              f"{out['peak_rss_mb'][name]:.0f} MiB")
 
+
+def batch(url: str, key: str, checks: list[dict]) -> dict:
+    """The checks as consecutive /v1/batch calls of at most BATCH_CAP (the service's
+    HUILIU_SERVE_MAX_BATCH_CHECKS) on one keep-alive connection, each answer streamed."""
+    t = time.perf_counter()
+    lines, statuses = 0, set()
+    with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {key}"}) as c:
+        for start in range(0, len(checks), BATCH_CAP):
+            with c.stream("POST", f"{url}/v1/batch", json={
+                    "case_id": f"BATCH-{start // BATCH_CAP}", "purpose": "AFTER_DEATH",
+                    "checks": checks[start:start + BATCH_CAP]}) as r:
+                statuses.add(r.status_code)
+                for line in r.iter_lines():
+                    lines += bool(line)
+    return {"subjects": len(checks), "lines": lines, "calls": -(-len(checks) // BATCH_CAP),
+            "status": max(statuses), "seconds": time.perf_counter() - t}
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,8 @@ def served(served_sim_world):
     s, _, service_env = served_sim_world
     creds = Credentials(s.home / "serving" / "credentials.sqlite")
     keys = {c.code: creds.issue(c.code) for c in CAT.consumers}
-    env = {**os.environ, **service_env, "HUILIU_API_RATE": "1000000"}
+    env = {**os.environ, **service_env, "HUILIU_API_RATE": "1000000",
+           "HUILIU_SERVE_CHECK_RATE": "1000000000"}
     with running_service(s.home, env) as url:
         yield url, keys, _Truth(s.published_current.resolve())
 
