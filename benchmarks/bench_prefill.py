@@ -147,11 +147,13 @@ def main() -> None:
 
     # The servers run side by side (an idle one costs nothing) and are loaded in turn, round
     # after round: this machine's speed drifts by a third between minutes, so a ratio is only
-    # meaningful between runs made next to each other. Each: (uvicorn arguments, env, its key).
-    servers = {"ceiling": (["benchmarks.ceiling_app:app"], env, key),
-               "raw_ceiling": (["benchmarks.ceiling_app:raw_app"], env, key),
+    # meaningful between runs made next to each other. Each: (uvicorn arguments, env, its key,
+    # the folder it runs in: `python -m` puts that first on the path, in its children too).
+    here = Path.cwd()
+    servers = {"ceiling": (["benchmarks.ceiling_app:app"], env, key, here),
+               "raw_ceiling": (["benchmarks.ceiling_app:raw_app"], env, key, here),
                "prefill": (["--http", "pipelines.api.protocol:LimitedHttpTools", "--factory",
-                            "pipelines.api.app:app_from_env"], env, key)}
+                            "pipelines.api.app:app_from_env"], env, key, here)}
     services = ["prefill"]
     published = Settings(home=home).published_current.resolve()
     out["baselines"] = {}
@@ -160,21 +162,23 @@ def main() -> None:
         # before the hub had its own HTTP protocol, `huiliu serve` ran uvicorn's httptools
         http = (["--http", "pipelines.api.protocol:LimitedHttpTools"]
                 if (b.tree / "pipelines" / "api" / "protocol.py").exists() else [])
-        servers[b.name] = ([*http, "--app-dir", str(b.tree), "--factory",
-                            "pipelines.api.app:app_from_env"], b.env, b.key)
+        servers[b.name] = ([*http, "--factory", "pipelines.api.app:app_from_env"], b.env, b.key,
+                           b.tree)
         services.append(b.name)
         out["baselines"][b.name] = {"ref": ref, "store": b.store}
     procs, urls = {}, {}
     try:
-        for name, (spec, senv, _) in servers.items():
+        for name, (spec, senv, _, cwd) in servers.items():
             port = free_port()
-            procs[name] = subprocess.Popen([*uvicorn, "--port", str(port), *spec], env=senv)
+            procs[name] = subprocess.Popen([*uvicorn, "--port", str(port), *spec], env=senv,
+                                           cwd=cwd)
             urls[name] = f"http://127.0.0.1:{port}"
-        for name, (_, _, skey) in servers.items():
+        for name, (_, _, skey, _) in servers.items():
             wait_up(f"{urls[name]}/healthz", procs[name])
             load(f"{urls[name]}/v1/prefill", bodies, skey, 2)  # warm up
         out["rounds"] = [{name: load(f"{urls[name]}/v1/prefill", bodies, skey, args.seconds)
-                          for name, (_, _, skey) in servers.items()} for _ in range(args.rounds)]
+                          for name, (_, _, skey, _) in servers.items()}
+                         for _ in range(args.rounds)]
         for r in out["rounds"]:
             for name in services:
                 suffix = "" if name == "prefill" else f"_{name}"
