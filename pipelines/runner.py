@@ -13,11 +13,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines import paths
 from pipelines.lib.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Runs started from the command line log warnings and errors to the console; the full event log is
 # in the Dagster instance (and the UI) either way.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -32,7 +32,7 @@ EXECUTION = {
 def prepare_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or (settings.home / "dagster")).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(paths.ROOT / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pipelines import paths
 from pipelines.api.auth import Authenticator, who_presented
 from pipelines.api.enumeration import EnumerationGuard
 from pipelines.api.json_endpoint import (
@@ -60,8 +61,8 @@ log = logging.getLogger(__name__)
 
 BATCH_CHUNK = 1000  # items answered, audited (one entry) and sent together
 
-OPENAPI = Path(__file__).resolve().parents[2] / "assets" / "api" / "openapi.json"
-PREVIEW = Path(__file__).resolve().parents[2] / "assets" / "templates" / "preview.html"
+OPENAPI = paths.ASSETS / "api" / "openapi.json"
+PREVIEW = paths.HTML_TEMPLATES / "preview.html"
 
 
 class _Json(Response):

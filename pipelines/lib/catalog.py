@@ -14,7 +14,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-CATALOG_DIR = Path(__file__).resolve().parents[2] / "catalogs"
+from pipelines import paths
+
+CATALOG_DIR = paths.CATALOGS
 
 FieldType = Literal["string", "date", "datetime", "yearmonth", "decimal", "integer"]
 SharingType = Literal["U", "C", "N"]

@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "catalogs" / "divisions.csv"
+from pipelines import paths
+
+DEFAULT_PATH = paths.CATALOGS / "divisions.csv"
 _FAR_FUTURE = dt.date(9999, 12, 31)
 
 

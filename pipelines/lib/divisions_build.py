@@ -58,7 +58,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "catalogs" / "divisions.csv"
+from pipelines import paths
+
+DEFAULT_OUT = paths.CATALOGS / "divisions.csv"
 COLUMNS = ("code", "name", "level", "valid_from", "valid_to", "successor", "source")
 
 MUNICIPALITIES = frozenset({"11", "12", "31", "50"})

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from pathlib import Path
 
 import yaml
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog, Resource
 from pipelines.lib.sql_gen import record_key_expr
 from pipelines.lib.workdays import add_workdays
 
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "quality" / "objections.yaml"
+CONFIG_FILE = paths.QUALITY / "objections.yaml"
 OPEN = ("raised", "accepted", "verifying")
 CLOSED = ("corrected", "confirmed", "rejected")
 TRANSITIONS = {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "assets" / "sql"
+from pipelines import paths
+
+SQL_DIR = paths.SQL
 
 
 @functools.cache

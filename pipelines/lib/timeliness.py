@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
+from pipelines import paths
 from pipelines.lib.catalog import Resource
 from pipelines.lib.settings import BEIJING
 
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "quality" / "timeliness.yaml"
+CONFIG_FILE = paths.QUALITY / "timeliness.yaml"
 DDL = """
 CREATE TABLE IF NOT EXISTS ops.deliveries (
     resource VARCHAR, provider VARCHAR, period DATE, delivered_through DATE, arrived_on DATE,

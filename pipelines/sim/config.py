@@ -14,7 +14,9 @@ from pathlib import Path
 
 import yaml
 
-SIM_DATA_DIR = Path(__file__).resolve().parents[2] / "catalogs" / "sim"
+from pipelines import paths
+
+SIM_DATA_DIR = paths.CATALOGS / "sim"
 EPOCH = dt.date(1970, 1, 1)
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 DEFAULT_SECRET = "dev-secret-change-me"

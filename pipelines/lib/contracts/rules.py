@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog, Field, Resource
 from pipelines.lib.sql_gen import ident
 
-CONTRACTS_FILE = Path(__file__).resolve().parents[3] / "quality" / "contracts.yaml"
+CONTRACTS_FILE = paths.QUALITY / "contracts.yaml"
 RULE_REF = re.compile(r"^([A-Z0-9_]+)(?:\(([A-Z0-9_]+)(?:=([^)]*))?\))?$")
 # The record's date for date-relative rules: when the provider last changed it (GXSJ).
 RECORD_DATE = "CAST(coalesce(_gxsj, current_timestamp) AS DATE)"

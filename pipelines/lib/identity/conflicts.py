@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from pathlib import Path
 
 import yaml
 
+from pipelines import paths
 from pipelines.lib import objections
 from pipelines.lib.catalog import Catalog
 
-ROOT = Path(__file__).resolve().parents[3]
-SQL = ROOT / "assets" / "sql" / "identity" / "conflicts.sql"
-CONFIG = ROOT / "quality" / "reconcile.yaml"
+SQL = paths.SQL / "identity" / "conflicts.sql"
+CONFIG = paths.QUALITY / "reconcile.yaml"
 # the field of the responsible provider's record an objection points at, and the golden fields
 # a conflict puts in doubt
 OBJECTION_FIELD = {"death_vs_active": "RYZTDM", "marital_mismatch": "HYZKDM",

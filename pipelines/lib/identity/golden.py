@@ -11,14 +11,14 @@ gold_as_of(kind, t).
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import yaml
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.sql_gen import record_key_expr
 
-GOLDEN = Path(__file__).resolve().parents[3] / "catalogs" / "identity" / "golden.yaml"
+GOLDEN = paths.CATALOGS / "identity" / "golden.yaml"
 
 
 @functools.cache

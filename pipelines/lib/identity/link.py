@@ -13,7 +13,9 @@ import json
 import logging
 from pathlib import Path
 
-MODEL = Path(__file__).resolve().parents[3] / "catalogs" / "identity" / "person_model.json"
+from pipelines import paths
+
+MODEL = paths.CATALOGS / "identity" / "person_model.json"
 ACCEPT = 0.99  # match probability a link needs, and it must be the unit's single best candidate
 log = logging.getLogger(__name__)
 logging.getLogger("splink").setLevel(logging.WARNING)

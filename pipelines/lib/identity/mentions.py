@@ -13,17 +13,17 @@ that share a document with them, whose key may now be contradicted or no longer 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pyarrow as pa
 import yaml
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.contracts.sql_macros import MACROS
 from pipelines.lib.identity.names import normalise_name
 from pipelines.lib.sql_gen import record_key_expr
 
-SOURCES = Path(__file__).resolve().parents[3] / "catalogs" / "identity" / "person_mentions.yaml"
+SOURCES = paths.CATALOGS / "identity" / "person_mentions.yaml"
 CITIZEN_ID = "1"
 
 

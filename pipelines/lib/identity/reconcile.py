@@ -13,13 +13,14 @@ import hashlib
 import time
 from pathlib import Path
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.identity import conflicts, golden, linking
 from pipelines.lib.identity.link import MODEL
 from pipelines.lib.identity.mentions import build_mentions
 from pipelines.lib.warehouse import transaction
 
-SCHEMA = Path(__file__).resolve().parents[3] / "assets" / "sql" / "identity" / "schema.sql"
+SCHEMA = paths.SQL / "identity" / "schema.sql"
 
 
 def ensure_identity_schema(con) -> None:

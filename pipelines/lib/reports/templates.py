@@ -4,11 +4,12 @@ names (a typo in a template fails the render instead of printing nothing)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import jinja2
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "assets" / "templates"
+from pipelines import paths
+
+TEMPLATE_DIR = paths.HTML_TEMPLATES
 
 
 def environment(filters: dict[str, Callable]) -> jinja2.Environment:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import jinja2
 
+from pipelines import paths
 from pipelines.lib.reports.files import write_atomically
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "assets" / "templates"
+TEMPLATE_DIR = paths.HTML_TEMPLATES
 EXAMPLES_PER_RULE = 5
 
 

@@ -7,17 +7,16 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+from pipelines import paths
 
 log = logging.getLogger(__name__)
-
-_ROOT = Path(__file__).resolve().parents[3]  # children run this checkout's code
 
 
 def start_module(module: str, *args: str, **popen) -> subprocess.Popen:
     """`python -m module args` with this checkout first on PYTHONPATH."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)}
+        p for p in (str(paths.ROOT), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen([sys.executable, "-m", module, *args], env=env, **popen)
 
 

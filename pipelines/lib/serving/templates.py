@@ -13,10 +13,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog, catalog
 from pipelines.lib.identity.golden import golden_config
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "catalogs" / "templates"
+TEMPLATE_DIR = paths.CATALOGS / "templates"
 
 
 class _Frozen(BaseModel):

@@ -8,16 +8,16 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 
+from pipelines import paths
 from pipelines.lib.catalog import Catalog
 from pipelines.lib.serving.entitlement import Release, release
 from pipelines.lib.serving.prefill import RequestError, subject_key
 from pipelines.lib.serving.store import Store
 
-CHECKS = Path(__file__).resolve().parents[3] / "catalogs" / "checks.yaml"
+CHECKS = paths.CATALOGS / "checks.yaml"
 
 
 @functools.cache
