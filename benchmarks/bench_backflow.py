@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.demo import Simulator
-from pipelines.lib.tables import render
+from pipelines.sim.process import Simulator
+from pipelines.cli.tables import render
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,9 +56,9 @@ print(json.dumps({"rows": rows, "bytes": nbytes, "seconds": el,
 BULK_HUB = r"""
 import json, resource, sys, time
 from pathlib import Path
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.settings import Settings
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.settings import Settings
 s = Settings(home=Path(sys.argv[2]), drop_root=Path(sys.argv[1]), contracts=False); cat = catalog()
 t = time.perf_counter(); rows = 0; stages = {}
 for r in cat.resources.values():
@@ -104,9 +104,9 @@ print(json.dumps({"rows": rows, "bytes": nbytes, "seconds": el,
 API_HUB = r"""
 import json, resource, sys, time
 from pathlib import Path
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.settings import Settings
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.settings import Settings
 s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1], contracts=False); cat = catalog()
 t = time.perf_counter(); rows = 0
 for r in cat.resources.values():
@@ -120,10 +120,10 @@ print(json.dumps({"rows": rows, "seconds": el,
 END_TO_END = r"""
 import json, resource, sys, time
 from pathlib import Path
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.publish import publish
-from pipelines.lib.settings import Settings
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.warehouse.publish import publish
+from pipelines.settings import Settings
 s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1], drop_root=Path(sys.argv[3]),
              contracts=sys.argv[4] == "on")
 cat = catalog(); t = time.perf_counter(); rows = 0

@@ -15,7 +15,7 @@ once per process), then calls its mode: once, plus `--warm` more calls in round 
                  registered, then `SELECT count(*) FROM batch WHERE <fail_sql>` per rule: THE
                  baseline (the failing count per rule is what GX must compute)
   sql_one_query  the same counts as one query, `count(*) FILTER (WHERE <fail_sql>)` per rule
-  gx             pipelines.lib.contracts.validate.run_contract(rules, batch), as the hub calls it
+  gx             pipelines.governance.contracts.validate.run_contract(rules, batch), as the hub calls it
 The failing count per rule must agree across all modes, or the run stops.
 
 `--candidates` measures prototype speed-ups of run_contract (code in this file; nothing in
@@ -273,7 +273,7 @@ def make_batch(rows: int, seed: int = SEED) -> pa.Table:
         "_line": pa.array(ordinal % per + 2),
         "_ord": pa.array(ordinal + 1),
     })
-    # The content hash, as the warehouse computes it for table `t` (pipelines/lib/warehouse.py).
+    # The content hash, as the warehouse computes it for table `t` (pipelines/backflow/load.py).
     import duckdb
 
     con = duckdb.connect()
@@ -313,8 +313,8 @@ def _patch_bands(arr: pa.Array, u: np.ndarray, cuts: list[tuple[float, str | Non
 
 def contract_rules() -> list:
     """PS_POP_BASIC's row-level contract, compiled from the catalogue as the warehouse does."""
-    from pipelines.lib.catalog import catalog
-    from pipelines.lib.contracts.rules import compile_rules
+    from pipelines.catalog.model import catalog
+    from pipelines.governance.contracts.rules import compile_rules
 
     cat = catalog()
     return [r for r in compile_rules(cat, cat.resources["PS_POP_BASIC"])
@@ -328,7 +328,7 @@ def where(rule, table: str = "batch") -> str:
 
 def _register_reference(con) -> None:
     try:
-        from pipelines.lib.contracts.reference import register_reference_tables
+        from pipelines.governance.contracts.reference import register_reference_tables
     except ImportError:  # rules without reference tables
         return
     register_reference_tables(con)
@@ -337,7 +337,7 @@ def _register_reference(con) -> None:
 def _sql_connection(batch: pa.Table):
     import duckdb
 
-    from pipelines.lib.contracts.sql_macros import MACROS
+    from pipelines.governance.contracts.sql_macros import MACROS
 
     con = duckdb.connect()
     for m in MACROS:
@@ -370,7 +370,7 @@ def sql_one_query(rules: list, batch: pa.Table) -> dict[str, int]:
 
 
 def gx_stock(rules: list, batch: pa.Table) -> dict[str, int]:
-    from pipelines.lib.contracts.validate import run_contract
+    from pipelines.governance.contracts.validate import run_contract
 
     return {x.rule.rule_id: x.failed for x in run_contract(rules, batch)}
 
@@ -425,7 +425,7 @@ def _proto_expectation(rule, sql_rules: str, builtins: str):
     rules (not-null, in-set, length): "hub" or "bundled"."""
     from great_expectations.expectations import UnexpectedRowsExpectation
 
-    from pipelines.lib.contracts import validate
+    from pipelines.governance.contracts import validate
 
     e = validate._expectation(rule)
     is_sql = isinstance(e, UnexpectedRowsExpectation)
@@ -451,8 +451,8 @@ def gx_proto(rules: list, batch: pa.Table, *, reuse: bool = True, result_format:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from pipelines.lib.contracts import gx_duckdb
-    from pipelines.lib.contracts.sql_macros import MACROS
+    from pipelines.governance.contracts import gx_duckdb
+    from pipelines.governance.contracts.sql_macros import MACROS
 
     key = tuple(r.rule_id for r in rules) + (sql_rules, builtins)
     init = list(MACROS) + ([f"SET threads = {threads}"] if threads else [])
@@ -489,7 +489,7 @@ def gx_proto(rules: list, batch: pa.Table, *, reuse: bool = True, result_format:
     result = vd.run(result_format=result_format)
     if not reuse:  # a context per call: close its DuckDB connection with it
         ds.get_execution_engine().close()
-    from pipelines.lib.contracts import validate
+    from pipelines.governance.contracts import validate
 
     out = {}
     for res in result.results:
@@ -604,12 +604,12 @@ def child(mode: str, data: str, calls: int, query_log: bool) -> dict:
     else:
         import great_expectations  # noqa: F401
 
-        from pipelines.lib.contracts import validate  # noqa: F401
+        from pipelines.governance.contracts import validate  # noqa: F401
     import_s = time.perf_counter() - t
     t = time.perf_counter()
     rules = contract_rules()
     try:  # the reference tables are built once per process (cached), for every mode alike
-        from pipelines.lib.contracts.reference import reference_tables
+        from pipelines.governance.contracts.reference import reference_tables
 
         reference_tables()
     except ImportError:
@@ -732,7 +732,7 @@ def summarise(by_mode: dict[str, list[dict]], baseline: str = "sql_per_rule") ->
 
 
 def _print_table(summary: list[dict], describe: dict[str, str]) -> None:
-    from pipelines.lib.tables import render
+    from pipelines.cli.tables import render
 
     rows = [(s["mode"], _spread(s["first_s"]), _spread(s["warm_s"]), _spread(s["first_cpu_s"]),
              round(s["peak_rss_mib"]), f"{s['ratio_first']:.2f}×",
@@ -748,7 +748,7 @@ def _print_table(summary: list[dict], describe: dict[str, str]) -> None:
 
 
 def _print_query_log(child_res: dict, baseline_per_rule: dict[str, float]) -> None:
-    from pipelines.lib.tables import render
+    from pipelines.cli.tables import render
 
     q = child_res["runs"][0]["queries"]
     total = child_res["runs"][0]["seconds"]

@@ -10,7 +10,7 @@ then — load from a second process on loopback (wrk, 1 thread, 32 keep-alive co
 loaded in turn for --rounds rounds (the machine's speed drifts: ratios are taken within a round)
 and a batch verification of 1,000,000 subjects (POST /v1/batch, streamed; since the cap on checks a
 call, as consecutive calls of 10,000 on one connection), with the service's peak RSS. The service
-runs as `huiliu serve` runs it: with the hub's HTTP protocol (pipelines/api/protocol.py, its limits
+runs as `huiliu serve` runs it: with the hub's HTTP protocol (pipelines/serving/http/protocol.py, its limits
 included in the figures); the ceilings with uvicorn's own. `--baseline REF` (repeatable) adds the
 service of an earlier commit to every round and batch, run from a git worktree with its own store
 (benchmarks/prefill_baseline.py). Writes benchmarks/results/prefill-<scale>.json.
@@ -35,9 +35,10 @@ import httpx
 from benchmarks import prefill_baseline
 from benchmarks.bench_backflow import child
 from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
-from pipelines.demo import Simulator, free_port
-from pipelines.lib.serving.store import CURRENT, Store
-from pipelines.lib.settings import Settings
+from pipelines import paths
+from pipelines.sim.process import Simulator, free_port
+from pipelines.serving.store import CURRENT, Store
+from pipelines.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 WRK_SCRIPT = Path(__file__).parent / "wrk_bodies.lua"
@@ -46,9 +47,9 @@ BATCH_CAP = 10_000  # checks a /v1/batch call (the service's default HUILIU_SERV
 STORE = r"""
 import json, sys, time
 from pathlib import Path
-from pipelines.lib.publish import publish
-from pipelines.lib.serving.store import build_store
-from pipelines.lib.settings import Settings
+from pipelines.warehouse.publish import publish
+from pipelines.serving.store import build_store
+from pipelines.settings import Settings
 s = Settings(home=Path(sys.argv[1]))
 publish(s)
 t = time.perf_counter()
@@ -152,18 +153,15 @@ def main() -> None:
     here = Path.cwd()
     servers = {"ceiling": (["benchmarks.ceiling_app:app"], env, key, here),
                "raw_ceiling": (["benchmarks.ceiling_app:raw_app"], env, key, here),
-               "prefill": (["--http", "pipelines.api.protocol:LimitedHttpTools", "--factory",
-                            "pipelines.api.app:app_from_env"], env, key, here)}
+               "prefill": (["--http", paths.SERVICE_HTTP_PROTOCOL, "--factory", paths.SERVICE_APP],
+                           env, key, here)}
     services = ["prefill"]
     published = Settings(home=home).published_current.resolve()
     out["baselines"] = {}
     for ref in args.baseline:
         b = prefill_baseline.prepare(ref, work, published, env)
         # before the hub had its own HTTP protocol, `huiliu serve` ran uvicorn's httptools
-        http = (["--http", "pipelines.api.protocol:LimitedHttpTools"]
-                if (b.tree / "pipelines" / "api" / "protocol.py").exists() else [])
-        servers[b.name] = ([*http, "--factory", "pipelines.api.app:app_from_env"], b.env, b.key,
-                           b.tree)
+        servers[b.name] = ([*b.http, "--factory", b.app], b.env, b.key, b.tree)
         services.append(b.name)
         out["baselines"][b.name] = {"ref": ref, "store": b.store}
     procs, urls = {}, {}

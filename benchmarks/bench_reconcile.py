@@ -26,16 +26,16 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_backflow import child
-from pipelines.demo import Simulator
+from pipelines.sim.process import Simulator
 
 RESULTS = Path(__file__).parent / "results"
 
 BACKFLOW = r"""
 import json, sys, time
 from pathlib import Path
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.settings import Settings
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.settings import Settings
 s = Settings(home=Path(sys.argv[2]), api_url=sys.argv[1], drop_root=Path(sys.argv[3]))
 cat = catalog(); t = time.perf_counter(); rows = 0
 for r in cat.resources.values():
@@ -45,10 +45,10 @@ print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t}))
 
 BASELINE = r"""
 import json, resource, sys, time, duckdb
-from pipelines.lib.catalog import catalog
-from pipelines.lib.contracts.sql_macros import MACROS
-from pipelines.lib.identity.mentions import sources
-from pipelines.lib.sql_gen import record_key_expr
+from pipelines.catalog.model import catalog
+from pipelines.governance.contracts.sql_macros import MACROS
+from pipelines.identity.mentions import sources
+from pipelines.catalog.sql_gen import record_key_expr
 con = duckdb.connect(sys.argv[1], read_only=True)
 for m in MACROS:
     con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
@@ -67,9 +67,9 @@ print(json.dumps({"mentions": n[0], "entities": n[1], "seconds": time.perf_count
 RECONCILE = r"""
 import datetime as dt, json, resource, sys, time, duckdb
 from pathlib import Path
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identity.reconcile import reconcile
-from pipelines.lib.warehouse import ensure_schema
+from pipelines.catalog.model import catalog
+from pipelines.identity.reconcile import reconcile
+from pipelines.warehouse.writer import ensure_schema
 con = duckdb.connect(sys.argv[1])
 cat = catalog(); ensure_schema(con, cat)
 t = time.perf_counter()
@@ -82,7 +82,7 @@ print(json.dumps(res, default=str))
 EVALUATE = r"""
 import json, sys, duckdb
 from pathlib import Path
-from pipelines.lib.identity.evaluate import evaluate_person_linkage
+from pipelines.identity.evaluate import evaluate_person_linkage
 con = duckdb.connect(sys.argv[1], read_only=True)
 print(json.dumps(evaluate_person_linkage(con, Path(sys.argv[2]))))
 """
@@ -90,7 +90,7 @@ print(json.dumps(evaluate_person_linkage(con, Path(sys.argv[2]))))
 
 MODEL = r"""
 import json, resource, sys, time, duckdb
-from pipelines.lib.identity.model_eval import evaluate_model
+from pipelines.identity.model_eval import evaluate_model
 con = duckdb.connect(sys.argv[1], read_only=True)
 t = time.perf_counter(); out = evaluate_model(con)
 out["seconds"] = time.perf_counter() - t

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _STORE = r"""
 import json, sys, time
 from pathlib import Path
-from pipelines.lib.serving.store import build_store
+from pipelines.serving.store import build_store
 t = time.perf_counter()
 path = build_store(Path(sys.argv[1]), Path(sys.argv[2]))
 print(json.dumps({"seconds": time.perf_counter() - t, "bytes": path.stat().st_size}))
@@ -29,6 +29,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "bytes": path.stat().st_si
 @dataclass(frozen=True)
 class Baseline:
     name: str  # "prefill@<ref>"
+    app: str  # its uvicorn app factory (the service moved from pipelines.api to serving.http)
+    http: list[str]  # its HTTP protocol option (none before the hub had its own)
     tree: Path  # the worktree its code runs from
     env: dict  # HUILIU_HOME, PYTHONPATH, ... for its processes
     key: str  # a WJW credential of its own
@@ -60,4 +62,9 @@ def prepare(ref: str, work: Path, published: Path, env: dict) -> Baseline:
                             benv, tree).strip().splitlines()[-1])
     key = _run([sys.executable, "-m", "pipelines.cli", "consumers", "issue", "WJW"],
                benv, tree).strip()
-    return Baseline(f"prefill@{sha}", tree, benv, key, store)
+    http_pkg = next(p for p in ("pipelines/serving/http", "pipelines/api")
+                    if (tree / p / "app.py").exists()).replace("/", ".")
+    http = (["--http", f"{http_pkg}.protocol:LimitedHttpTools"]
+            if (tree / http_pkg.replace(".", "/") / "protocol.py").exists() else [])
+    return Baseline(f"prefill@{sha}", f"{http_pkg}.app:app_from_env", http, tree, benv, key,
+                    store)

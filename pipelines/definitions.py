@@ -10,7 +10,7 @@ from pipelines.defs.governance.assets import objections_asset, scorecard_asset
 from pipelines.defs.identity.assets import reconciled
 from pipelines.defs.serving.assets import serving_store
 from pipelines.defs.resources import HubSettings
-from pipelines.lib.file_modes import restrict_new_files
+from pipelines.file_modes import restrict_new_files
 
 restrict_new_files()  # processes the Dagster daemon and UI start write the hub's files too
 

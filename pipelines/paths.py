@@ -12,3 +12,12 @@ ASSETS = ROOT / "assets"  # SQL, HTML templates, the API description
 QUALITY = ROOT / "quality"  # contracts, timeliness, objections, reconciliation settings
 SQL = ASSETS / "sql"
 HTML_TEMPLATES = ASSETS / "templates"
+
+# Modules started by name (`python -m`, uvicorn's targets, Dagster's code location): named here
+# once, and tests/unit/test_layout.py resolves every one, so a move that misses one fails a test
+# rather than a run.
+CLI_MODULE = "pipelines.cli"
+SIM_MODULE = "pipelines.sim"
+DAGSTER_DEFINITIONS = "pipelines.definitions"
+SERVICE_APP = "pipelines.serving.http.app:app_from_env"
+SERVICE_HTTP_PROTOCOL = "pipelines.serving.http.protocol:LimitedHttpTools"

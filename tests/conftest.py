@@ -8,6 +8,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/dropwriter.py and friend
 
 @pytest.fixture
 def hub_settings(tmp_path):
-    from pipelines.lib.settings import Settings
+    from pipelines.settings import Settings
 
     return Settings(home=tmp_path / "hub", drop_root=tmp_path / "drops")

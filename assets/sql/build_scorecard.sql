@@ -1,6 +1,6 @@
 -- Provider scorecard for one period [$start, $end] (a day or a month), one row per resource.
 -- Inputs: ops.* tables, `res` (resource, resource_name, provider, provider_name, update_cycle)
--- and `tl` (resource, period, due, status on_time|late|missing) registered by pipelines/lib/scorecard.py.
+-- and `tl` (resource, period, due, status on_time|late|missing) registered by pipelines/governance/scorecard.py.
 -- Batches count in the period they arrived in (the hub's business date); a cycle period counts in
 -- the period its delivery was due; objections by the day raised / closed, open and overdue at the
 -- end of the period (or today, if sooner).

@@ -4,7 +4,7 @@ as the CLI. Every field is optional: unset means the environment (HUILIU_*) deci
 
 import dagster as dg
 
-from pipelines.lib.settings import Settings
+from pipelines.settings import Settings
 
 
 class HubSettings(dg.ConfigurableResource):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.lib.identifiers import USCC_CHARSET
+from pipelines.catalog.identifiers import USCC_CHARSET
 
 EXPECTED = {
     "id_bad_checksum": "quarantined", "uscc_bad_checksum": "quarantined",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 
-from pipelines.lib.identifiers import normalize_citizen_id, upgrade_15_to_18
+from pipelines.catalog.identifiers import normalize_citizen_id, upgrade_15_to_18
 from pipelines.sim import records as R
 from pipelines.sim.config import EPOCH, day_str, node_prefix, ts_iso, ts_str
 from pipelines.sim.defects import Row

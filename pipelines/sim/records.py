@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.lib.catalog import catalog
+from pipelines.catalog.model import catalog
 from pipelines.sim.config import day_str
 from pipelines.sim.world import Enterprise, Marriage, Penalty, SocialOrg, World, month_label
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.lib.identifiers import make_customs_code, make_uscc
+from pipelines.catalog.identifiers import make_customs_code, make_uscc
 from pipelines.sim.config import SimConfig, SimData, day_str, days_of, node_prefix, sim_data
 
 YEAR = 365.2425

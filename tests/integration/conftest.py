@@ -3,14 +3,14 @@ import secrets
 
 import pytest
 
-from pipelines.demo import Simulator
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identity.reconcile import reconcile
-from pipelines.lib.publish import publish
-from pipelines.lib.serving.store import build_store
-from pipelines.lib.settings import Settings
-from pipelines.lib.warehouse import ensure_schema, writer
+from pipelines.sim.process import Simulator
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.identity.reconcile import reconcile
+from pipelines.warehouse.publish import publish
+from pipelines.serving.store import build_store
+from pipelines.settings import Settings
+from pipelines.warehouse.writer import ensure_schema, writer
 
 
 @pytest.fixture(scope="session")

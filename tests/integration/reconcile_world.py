@@ -8,10 +8,10 @@ import itertools
 
 import duckdb
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
-from pipelines.lib.identity.reconcile import reconcile
-from pipelines.lib.warehouse import ensure_schema
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
+from pipelines.identity.reconcile import reconcile
+from pipelines.warehouse.writer import ensure_schema
 
 CAT = catalog()
 T0 = dt.datetime(2026, 10, 1, 9, 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.demo import free_port
+from pipelines.sim.process import free_port
 
 
 @contextlib.contextmanager

@@ -12,10 +12,10 @@ import duckdb
 import httpx
 import pytest
 
-from pipelines.demo import Simulator
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.settings import Settings
+from pipelines.sim.process import Simulator
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import sys
 import orjson
 import pytest
 
-from pipelines.lib.serving.audit import AuditLog
-from pipelines.lib.serving.audit_lines import parse_line
+from pipelines.serving.audit import AuditLog
+from pipelines.serving.audit_lines import parse_line
 
 pytestmark = pytest.mark.integration
 
@@ -226,7 +226,7 @@ def test_the_service_and_verify_refuse_to_run_without_an_anchor(hub, tmp_path):
 def test_a_changed_key_is_refused_by_the_service_by_verify_and_by_the_writer(hub):
     """Before: a new key verified the old log as intact and hid its entries from every
     subject's access log."""
-    from pipelines.lib.serving.audit_key import AuditKeyError
+    from pipelines.serving.audit_key import AuditKeyError
 
     home, log, _, env = hub
     other = env | {"HUILIU_AUDIT_KEY": OTHER_KEY}
@@ -240,7 +240,7 @@ def test_a_changed_key_is_refused_by_the_service_by_verify_and_by_the_writer(hub
 
 
 def test_the_key_fingerprint_beside_the_log_names_the_key_without_revealing_it(hub, tmp_path):
-    from pipelines.lib.serving.audit import subject_hash
+    from pipelines.serving.audit import subject_hash
 
     _, log, _, _ = hub
     stored = log.with_name(f"{log.name}.key").read_bytes()
@@ -279,7 +279,7 @@ def test_a_log_of_the_unkeyed_format_is_continued_keyed_and_its_entries_bound(tm
     home = tmp_path / "hub"
     log = home / "serving" / "audit.jsonl"
     log.parent.mkdir(parents=True)
-    from pipelines.lib.serving.audit import subject_hash
+    from pipelines.serving.audit import subject_hash
 
     old = [{"seq": 0, "at": "2025-01-01T00:00:00.000000+00:00", "consumer": "WJW",
             "purpose": "NEWBORN", "template": "NEWBORN", "case_id": f"OLD{i}",

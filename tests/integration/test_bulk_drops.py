@@ -8,10 +8,10 @@ import duckdb
 import pytest
 from dropwriter import write_batch
 
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
-from pipelines.lib.publish import publish
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
+from pipelines.warehouse.publish import publish
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +253,7 @@ def test_published_snapshot_is_readable_while_the_writer_works(hub_settings):
 
 
 def test_rebuild_from_landing_reproduces_the_warehouse(hub_settings):
-    from pipelines.lib.rebuild import rebuild
+    from pipelines.warehouse.rebuild import rebuild
 
     s = hub_settings
     write_batch(s.drops, "PS", "PS_POP_BASIC", "20261001T020000-000001", HEADER,

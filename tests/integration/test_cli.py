@@ -7,8 +7,8 @@ import sys
 import pytest
 from dropwriter import write_batch
 
-from pipelines.lib.catalog import CATALOG_DIR, catalog
-from pipelines.lib.identifiers import make_citizen_id
+from pipelines.catalog.model import CATALOG_DIR, catalog
+from pipelines.catalog.identifiers import make_citizen_id
 
 pytestmark = pytest.mark.integration
 

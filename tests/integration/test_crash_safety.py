@@ -13,8 +13,8 @@ import duckdb
 import pytest
 from dropwriter import write_batch
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from dropwriter import write_batch
 
 from pipelines.definitions import defs
 from pipelines.defs.resources import HubSettings
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import duckdb
 import httpx
 import pytest
 
-from pipelines.demo import Simulator, demo_settings, free_port
-from pipelines.lib.catalog import catalog
-from pipelines.runner import run_job
+from pipelines.sim.process import Simulator, demo_settings, free_port
+from pipelines.catalog.model import catalog
+from pipelines.defs.runner import run_job
 
 pytestmark = pytest.mark.integration
 

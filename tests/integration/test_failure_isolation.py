@@ -15,9 +15,9 @@ import duckdb
 import pytest
 from dropwriter import write_batch
 
-from pipelines.demo import free_port
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
+from pipelines.sim.process import free_port
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
 
 pytestmark = pytest.mark.integration
 

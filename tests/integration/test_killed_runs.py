@@ -14,8 +14,8 @@ import duckdb
 import pytest
 from dropwriter import write_batch
 
-from pipelines.demo import Simulator
-from pipelines.lib.catalog import catalog
+from pipelines.sim.process import Simulator
+from pipelines.catalog.model import catalog
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_a_killed_run_is_failed_and_the_next_run_completes(tmp_path, monkeypatch
 def row(i: int) -> list[str]:
     import datetime as dt
 
-    from pipelines.lib.identifiers import make_citizen_id
+    from pipelines.catalog.identifiers import make_citizen_id
 
     pid = make_citizen_id("500103", dt.date(1985, 3, 1) + dt.timedelta(days=i), 22)
     return [pid, "孙丽", "2", "01", pid[6:14], "500103", "渝中区", "20", "0", "", "I",

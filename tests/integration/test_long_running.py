@@ -7,9 +7,9 @@ import duckdb
 import pytest
 from dropwriter import write_batch
 
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.demo import Simulator
-from pipelines.lib import backflow
-from pipelines.lib.catalog import catalog
-from pipelines.lib.objection_sync import sync
-from pipelines.lib.publish import publish
-from pipelines.lib.settings import Settings
-from pipelines.lib.warehouse import writer
+from pipelines.sim.process import Simulator
+from pipelines import backflow
+from pipelines.catalog.model import catalog
+from pipelines.governance.objection_sync import sync
+from pipelines.warehouse.publish import publish
+from pipelines.settings import Settings
+from pipelines.warehouse.writer import writer
 
 pytestmark = pytest.mark.integration
 CAT = catalog()
@@ -55,7 +55,7 @@ def loop(tmp_path_factory):
             for r in CAT.resources.values():
                 backflow.run_resource(s, CAT, r)
             with writer(s.warehouse_path) as con:
-                days.append(sync(con, CAT, backflow._client(s), s.business_date()))  # noqa: SLF001
+                days.append(sync(con, CAT, backflow.platform_client(s), s.business_date()))
         truth = pq.read_table(sim.truth() / "objections.parquet").to_pylist()
     publish(s)
     return s, truth, days

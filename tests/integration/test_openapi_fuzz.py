@@ -21,7 +21,7 @@ ENV = {**os.environ, "HUILIU_AUDIT_KEY": "openapi-fuzz-test-key-5c2e8a1f7b3d9046
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     """A service on an empty store (every subject unknown) with one WJW credential."""
-    from pipelines.lib.serving.store import build_store
+    from pipelines.serving.store import build_store
     from tests.integration.reconcile_world import World
 
     home = tmp_path_factory.mktemp("fuzz")

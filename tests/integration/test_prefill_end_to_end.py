@@ -7,8 +7,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lib.identity.documents import document_key
-from pipelines.lib.serving.credentials import Credentials
+from pipelines.identity.documents import document_key
+from pipelines.serving.credentials import Credentials
 
 from .serving_helpers import running_service
 

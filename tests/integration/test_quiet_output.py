@@ -14,8 +14,8 @@ import sys
 import pytest
 from dropwriter import write_batch
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import make_citizen_id
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import make_citizen_id
 
 pytestmark = pytest.mark.integration
 
@@ -137,9 +137,9 @@ def count():  # registered first, so it runs after every other exit handler
 
 atexit.register(count)
 import pyarrow as pa
-from pipelines.lib.catalog import catalog
-from pipelines.lib.contracts.rules import compile_rules
-from pipelines.lib.contracts.validate import run_contract
+from pipelines.catalog.model import catalog
+from pipelines.governance.contracts.rules import compile_rules
+from pipelines.governance.contracts.validate import run_contract
 
 rule = next(r for r in compile_rules(catalog(), catalog().resource("PS_POP_BASIC"))
             if r.kind == "not_null")

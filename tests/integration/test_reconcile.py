@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.lib.identity import golden as golden_mod
+from pipelines.identity import golden as golden_mod
 
 from .reconcile_world import T0, World, pid
 
@@ -200,7 +200,7 @@ def test_a_move_within_the_city_is_not_two_regions(world):
 
 
 def _registration(world, hgbm: str, status: str, gxsj) -> None:
-    from pipelines.lib.identifiers import make_uscc
+    from pipelines.catalog.identifiers import make_uscc
 
     world.put("CU_ENT_REG", gxsj, HGBM=hgbm, TYSHXYDM=make_uscc("9", "1", "500116", "MA5U0001"),
               QYMC="重庆某贸易有限公司", ZCHGDM="8001", QYLXDM="6", XYZD="282", XYDJDM="CG",

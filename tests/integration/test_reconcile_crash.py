@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lib.identifiers import make_uscc
-from pipelines.lib.identity.reconcile import ensure_identity_schema, reconcile
-from pipelines.lib.warehouse import writer
+from pipelines.catalog.identifiers import make_uscc
+from pipelines.identity.reconcile import ensure_identity_schema, reconcile
+from pipelines.warehouse.writer import writer
 
 from .reconcile_world import CAT, T0, World, pid
 
@@ -35,9 +35,9 @@ DAY1, DAY2 = dt.date(2026, 10, 2), dt.date(2026, 10, 3)
 DRIVER = r"""
 import datetime as dt, functools, importlib, os, signal, sys
 from pathlib import Path
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identity.reconcile import reconcile
-from pipelines.lib.warehouse import ensure_schema, writer
+from pipelines.catalog.model import catalog
+from pipelines.identity.reconcile import reconcile
+from pipelines.warehouse.writer import ensure_schema, writer
 
 path, point, today, reports = sys.argv[1:5]
 how, _, what = point.partition(":")
@@ -75,17 +75,17 @@ with writer(Path(path)) as con:
 """
 
 POINTS = {
-    "mentions": "after:pipelines.lib.identity.reconcile.build_mentions",
+    "mentions": "after:pipelines.identity.reconcile.build_mentions",
     # entities and their events written, the registry not yet: the incident of issue 12
     "entities": "sql:INSERT INTO ident.registry",
-    "person_links": "after:pipelines.lib.identity.linking.link_persons",
-    "enterprises": "after:pipelines.lib.identity.linking.link_enterprises",
-    "golden": "after:pipelines.lib.identity.golden.build_golden",
-    "conflicts": "after:pipelines.lib.identity.conflicts.detect",  # objections raised
-    "watermarks": "after:pipelines.lib.identity.reconcile._advance_watermarks",
+    "person_links": "after:pipelines.identity.linking.link_persons",
+    "enterprises": "after:pipelines.identity.linking.link_enterprises",
+    "golden": "after:pipelines.identity.golden.build_golden",
+    "conflicts": "after:pipelines.identity.conflicts.detect",  # objections raised
+    "watermarks": "after:pipelines.identity.reconcile._advance_watermarks",
     "runs_row": "sql:INSERT INTO ident.runs",
     "commit": "sql:COMMIT",  # everything written, not yet committed
-    "report": "at:pipelines.lib.reports.conflicts_html.render_conflict_report",
+    "report": "at:pipelines.reports.conflicts_html.render_conflict_report",
 }
 
 WANG, LI = pid(dt.date(1985, 3, 14), 11), pid(dt.date(1987, 6, 2), 22)
@@ -277,7 +277,7 @@ def test_a_failing_run_leaves_the_last_runs_state_and_the_connection_usable(
         worlds, tmp_path, monkeypatch):
     """An error (not a kill) halfway: rolled back, and the next run on the same connection
     completes as if the failed one had never been."""
-    from pipelines.lib.identity import conflicts
+    from pipelines.identity import conflicts
 
     case = worlds["changes"]
     path = tmp_path / "wh.duckdb"

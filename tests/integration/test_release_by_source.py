@@ -21,9 +21,9 @@ import httpx
 import pytest
 from release_rule import checks, receivable_sources
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.serving.credentials import Credentials
-from pipelines.lib.serving.templates import templates
+from pipelines.catalog.model import catalog
+from pipelines.serving.credentials import Credentials
+from pipelines.serving.templates import templates
 
 from .serving_helpers import running_service
 

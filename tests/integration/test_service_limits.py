@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from pipelines.lib.serving.store import build_store
+from pipelines.serving.store import build_store
 
 from .reconcile_world import World, pid
 from .serving_helpers import running_service

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sim_helpers import CODEC, all_rows, batches, read_batch
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identifiers import (
+from pipelines.catalog.model import catalog
+from pipelines.catalog.identifiers import (
     is_valid_citizen_id,
     is_valid_customs_code,
     is_valid_uscc,

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from sim_helpers import CODEC, batches, read_batch, start_sim
 
-from pipelines.lib.identifiers import is_valid_citizen_id
+from pipelines.catalog.identifiers import is_valid_citizen_id
 from pipelines.sim.config import SimConfig
 from pipelines.sim.objections import parse_body
 from pipelines.sim.simulator import Simulator

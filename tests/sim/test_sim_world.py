@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.lib.identifiers import is_valid_citizen_id
+from pipelines.catalog.identifiers import is_valid_citizen_id
 from pipelines.sim.config import SimConfig, day_str
 from pipelines.sim.simulator import Simulator
 from pipelines.sim.world import build_world

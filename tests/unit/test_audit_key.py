@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from pipelines.lib.serving.audit import subject_hash
-from pipelines.lib.serving.audit_key import (
+from pipelines.serving.audit import subject_hash
+from pipelines.serving.audit_key import (
     AuditKeyError,
     audit_anchor,
     audit_secret,

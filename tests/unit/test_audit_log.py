@@ -6,9 +6,9 @@ import sqlite3
 import orjson
 import pytest
 
-from pipelines.lib.serving.access_index import index_path
-from pipelines.lib.serving.audit import AuditLog, verify
-from pipelines.lib.serving.audit_lines import parse_line, read_lines
+from pipelines.serving.access_index import index_path
+from pipelines.serving.audit import AuditLog, verify
+from pipelines.serving.audit_lines import parse_line, read_lines
 
 pytestmark = pytest.mark.unit
 SECRET = b"unit-test-audit-key-7f3c9a1e5b2d4068"
@@ -216,8 +216,8 @@ def test_an_access_index_of_an_older_layout_is_rebuilt_from_the_log(log):
 def test_an_index_row_pointing_at_another_subjects_entry_shows_nothing_of_it(log):
     """Index keys are short prefixes of the subject MACs: whatever they point at, the access log
     keeps only entries that name the whole MAC (and `audit verify` reports the false row)."""
-    from pipelines.lib.serving.access_index import KEY_DIGITS
-    from pipelines.lib.serving.audit import subject_hash
+    from pipelines.serving.access_index import KEY_DIGITS
+    from pipelines.serving.audit import subject_hash
 
     key = subject_hash("1:500103198001020111", SECRET)[:KEY_DIGITS]
     offset = sum(len(line) for line in lines(log)[:2])
@@ -232,7 +232,7 @@ def test_the_index_catches_up_in_a_background_process_of_idle_priority(log):
     import os
     import time
 
-    from pipelines.lib.serving.access_index import AccessIndex
+    from pipelines.serving.access_index import AccessIndex
 
     a = AuditLog(log, SECRET)
     deadline = time.monotonic() + 20
@@ -265,7 +265,7 @@ def test_a_log_ending_in_a_partial_line_is_reported_before_it_is_reopened(log):
 
 
 def test_a_cut_short_last_line_does_not_make_the_index_start_over(log, caplog):
-    from pipelines.lib.serving.access_index import AccessIndex
+    from pipelines.serving.access_index import AccessIndex
 
     whole = lines(log)
     rewrite(log, whole + [whole[0][:40]])
@@ -319,7 +319,7 @@ def test_entries_appended_by_two_processes_at_once_form_one_chain(tmp_path):
     import sys
 
     path = tmp_path / "audit.jsonl"
-    code = ("import sys; from pathlib import Path; from pipelines.lib.serving.audit import AuditLog\n"
+    code = ("import sys; from pathlib import Path; from pipelines.serving.audit import AuditLog\n"
             f"a = AuditLog(Path(sys.argv[1]), {SECRET!r})\n"
             "for i in range(300):\n"
             "    a.append_many([dict(consumer=sys.argv[2], purpose='NEWBORN', template='NEWBORN',"
@@ -339,7 +339,7 @@ def test_entries_not_indexed_yet_are_found_by_scanning_the_tail(log, monkeypatch
     """With no indexer running, the access log still finds the newest entry, in the tail."""
     import subprocess
 
-    from pipelines.lib.serving import audit
+    from pipelines.serving import audit
 
     monkeypatch.setattr(audit, "start_indexer", lambda path: subprocess.Popen(
         ["sleep", "60"], stdin=subprocess.PIPE))

@@ -7,9 +7,9 @@ import signal
 
 import pytest
 
-from pipelines.lib.serving.audit import verify
-from pipelines.lib.serving.audit_lines import parse_line, read_lines
-from pipelines.lib.serving.audit_writer import AuditWriter, encode_group, take_groups
+from pipelines.serving.audit import verify
+from pipelines.serving.audit_lines import parse_line, read_lines
+from pipelines.serving.audit_writer import AuditWriter, encode_group, take_groups
 
 
 @pytest.fixture(autouse=True)

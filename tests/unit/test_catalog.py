@@ -1,4 +1,4 @@
-"""The responsibility list loader (pipelines/lib/catalog.py): the shipped catalogue, and broken
+"""The responsibility list loader (pipelines/catalog/model.py): the shipped catalogue, and broken
 copies of it that must fail with a CatalogError naming the file, the entry and the problem."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lib.catalog import CATALOG_DIR, Catalog, CatalogError, Sharing, catalog, load_catalog
+from pipelines.catalog.model import CATALOG_DIR, Catalog, CatalogError, Sharing, catalog, load_catalog
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Conflict report page (pipelines/lib/reports/conflicts_html.py), built from an in-memory DuckDB
+"""Conflict report page (pipelines/reports/conflicts_html.py), built from an in-memory DuckDB
 with the real gold.conflicts DDL and a handful of hand-made conflicts, read back from the page.
 
 Like the scorecard, the page is well-formed XML, so the tests parse it with xml.etree and find
@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.lib.reports import conflicts_html
-from pipelines.lib.reports.conflicts_html import age_bucket, render_conflict_report
+from pipelines.reports import conflicts_html
+from pipelines.reports.conflicts_html import age_bucket, render_conflict_report
 
 pytestmark = pytest.mark.unit
 

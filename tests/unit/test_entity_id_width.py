@@ -5,8 +5,8 @@ import datetime as dt
 
 import duckdb
 
-from pipelines.lib.identity import registry
-from pipelines.lib.identity.reconcile import ensure_identity_schema
+from pipelines.identity import registry
+from pipelines.identity.reconcile import ensure_identity_schema
 
 
 def test_new_ids_after_the_nine_digit_range_are_whole_and_new():

@@ -1,5 +1,5 @@
 """Issue 12 §5: the identifier rules follow the standards (DOMAIN.md §3), in the Python reference
-(pipelines/lib/identifiers.py) and in the SQL macros the contracts run (sql_macros.py) alike.
+(pipelines/catalog/identifiers.py) and in the SQL macros the contracts run (sql_macros.py) alike.
 
 - GB 32100: positions 3–8 of a USCC are a GB/T 2260 division code, so six digits (letters there
   passed when only the charset and the two check characters were looked at).
@@ -15,8 +15,8 @@ import random
 import duckdb
 import pytest
 
-from pipelines.lib.contracts.sql_macros import MACROS
-from pipelines.lib.identifiers import (
+from pipelines.governance.contracts.sql_macros import MACROS
+from pipelines.catalog.identifiers import (
     BIRTH_DATE_MIN,
     USCC_CHARSET,
     gb11643_check_char,

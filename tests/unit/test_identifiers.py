@@ -1,4 +1,4 @@
-"""Identifier rules (pipelines/lib/identifiers.py) against the standards' own examples
+"""Identifier rules (pipelines/catalog/identifiers.py) against the standards' own examples
 (DOMAIN.md §3)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.lib.identifiers import (
+from pipelines.catalog.identifiers import (
     USCC_CHARSET,
     CustomsCode,
     gb11643_check_char,

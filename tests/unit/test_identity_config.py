@@ -4,12 +4,12 @@ resources, roles and fields: every generated query binds against an empty wareho
 import duckdb
 import pytest
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.contracts.sql_macros import MACROS
-from pipelines.lib.identity import golden
-from pipelines.lib.identity.mentions import sources
-from pipelines.lib.identity.reconcile import ensure_identity_schema
-from pipelines.lib.warehouse import ensure_schema
+from pipelines.catalog.model import catalog
+from pipelines.governance.contracts.sql_macros import MACROS
+from pipelines.identity import golden
+from pipelines.identity.mentions import sources
+from pipelines.identity.reconcile import ensure_identity_schema
+from pipelines.warehouse.writer import ensure_schema
 
 pytestmark = pytest.mark.unit
 CAT = catalog()

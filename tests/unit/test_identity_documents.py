@@ -3,7 +3,7 @@ never deterministic keys."""
 
 import pytest
 
-from pipelines.lib.identity.documents import document_key
+from pipelines.identity.documents import document_key
 
 pytestmark = pytest.mark.unit
 

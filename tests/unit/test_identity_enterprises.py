@@ -3,8 +3,8 @@ contradicting codes are reported, not used."""
 
 import pytest
 
-from pipelines.lib.identifiers import make_customs_code, org_code_check_char
-from pipelines.lib.identity.enterprises import enterprise_keys
+from pipelines.catalog.identifiers import make_customs_code, org_code_check_char
+from pipelines.identity.enterprises import enterprise_keys
 
 pytestmark = pytest.mark.unit
 USCC = "91350100M000100Y43"  # GB 32100 example: organisation code M000100Y4

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lib.identifiers import make_citizen_id, upgrade_15_to_18
-from pipelines.lib.identity.evaluate import (
+from pipelines.catalog.identifiers import make_citizen_id, upgrade_15_to_18
+from pipelines.identity.evaluate import (
     _sql_upgrade_15_to_18,
     evaluate_person_linkage,
     format_summary,

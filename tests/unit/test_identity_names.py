@@ -3,7 +3,7 @@ matching form, damaged names are marked unusable for matching; the delivered val
 
 import pytest
 
-from pipelines.lib.identity.names import normalise_name
+from pipelines.identity.names import normalise_name
 
 pytestmark = pytest.mark.unit
 

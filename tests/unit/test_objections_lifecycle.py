@@ -7,10 +7,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.lib import objections as obj
-from pipelines.lib.catalog import catalog
-from pipelines.lib.warehouse import ensure_schema
-from pipelines.lib.workdays import add_workdays, is_workday, workdays_between
+from pipelines.governance import objections as obj
+from pipelines.catalog.model import catalog
+from pipelines.warehouse.writer import ensure_schema
+from pipelines.catalog.workdays import add_workdays, is_workday, workdays_between
 
 pytestmark = pytest.mark.unit
 CAT = catalog()

@@ -4,9 +4,9 @@ carries its reason alone."""
 
 import pytest
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.serving.prefill import prefill
-from pipelines.lib.serving.templates import Template
+from pipelines.catalog.model import catalog
+from pipelines.serving.prefill import prefill
+from pipelines.serving.templates import Template
 
 pytestmark = pytest.mark.unit
 SOMEONE = "50010319850314011X"  # a valid citizen ID (check digit X)

@@ -1,4 +1,4 @@
-"""Provider scorecard page (pipelines/lib/reports/scorecard_html.py): numbers, classification,
+"""Provider scorecard page (pipelines/reports/scorecard_html.py): numbers, classification,
 ordering, charts, escaping and the atomic write, read back from the rendered page.
 
 The page is well-formed XML by design, so the tests parse it with xml.etree and find things by
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lib.reports import files as report_files
-from pipelines.lib.reports import scorecard_html as sc
-from pipelines.lib.reports.scorecard_html import (
+from pipelines.reports import files as report_files
+from pipelines.reports import scorecard_html as sc
+from pipelines.reports.scorecard_html import (
     RuleRow,
     Scorecard,
     ScoreRow,

@@ -6,9 +6,9 @@ import datetime as dt
 import duckdb
 import pytest
 
-from pipelines.lib import scorecard
-from pipelines.lib.catalog import catalog
-from pipelines.lib.warehouse import ensure_schema
+from pipelines.governance import scorecard
+from pipelines.catalog.model import catalog
+from pipelines.warehouse.writer import ensure_schema
 
 pytestmark = pytest.mark.unit
 CAT = catalog()

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from pipelines.lib.serving import credentials as cred
-from pipelines.lib.serving.credentials import Credentials
+from pipelines.serving import credentials as cred
+from pipelines.serving.credentials import Credentials
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,7 @@ def test_a_credential_revoked_while_it_is_checked_is_not_remembered(tmp_path):
 
 
 def test_failure_backoff_waits_after_the_free_failures_and_stays_bounded():
-    from pipelines.api.ratelimit import FailureBackoff
+    from pipelines.serving.http.ratelimit import FailureBackoff
 
     b = FailureBackoff(free=3, max_keys=100)
     for _ in range(3):
@@ -65,7 +65,7 @@ def test_failure_backoff_waits_after_the_free_failures_and_stays_bounded():
 
 
 def test_rate_buckets_take_one_per_check_and_stay_bounded(monkeypatch):
-    from pipelines.api.ratelimit import RateLimiter
+    from pipelines.serving.http.ratelimit import RateLimiter
 
     r = RateLimiter(10, burst=100)
     assert r.wait_needed("WJW", 100) == 0
@@ -77,12 +77,12 @@ def test_rate_buckets_take_one_per_check_and_stay_bounded(monkeypatch):
 
 
 def test_the_enumeration_guard_is_bounded_and_repeats_are_free(monkeypatch):
-    from pipelines.api import enumeration
-    from pipelines.api.enumeration import EnumerationGuard
+    from pipelines.serving.http import enumeration
+    from pipelines.serving.http.enumeration import EnumerationGuard
 
     import datetime as dt
 
-    from pipelines.lib.identifiers import make_citizen_id
+    from pipelines.catalog.identifiers import make_citizen_id
 
     alerts = []
     g = EnumerationGuard(2, 3600, lambda *a: alerts.append(a))
@@ -102,8 +102,8 @@ def test_the_enumeration_guard_is_bounded_and_repeats_are_free(monkeypatch):
 
 
 def test_the_refusal_log_counts_every_refusal_in_bounded_memory(tmp_path, monkeypatch):
-    from pipelines.api import refusals
-    from pipelines.api.refusals import RefusalLog, read
+    from pipelines.serving.http import refusals
+    from pipelines.serving.http.refusals import RefusalLog, read
 
     monkeypatch.setattr(refusals, "MAX_KEYS", 10)
     log = RefusalLog(tmp_path / "refusals.jsonl")

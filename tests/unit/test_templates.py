@@ -3,8 +3,8 @@ a purpose of the list; a wrong one fails with the file and field."""
 
 import pytest
 
-from pipelines.lib.catalog import catalog
-from pipelines.lib.serving.templates import TemplateError, load_templates, templates
+from pipelines.catalog.model import catalog
+from pipelines.serving.templates import TemplateError, load_templates, templates
 
 pytestmark = pytest.mark.unit
 CAT = catalog()

@@ -1,5 +1,5 @@
 -- Conflicts between sources about one entity, one SELECT per kind, all with the same columns.
--- $today and $grace_<kind> are bound by pipelines/lib/identity/conflicts.py.
+-- $today and $grace_<kind> are bound by pipelines/identity/conflicts.py.
 WITH links AS (SELECT mention_id, entity_id FROM ident.person_links),
 ps AS (  -- the population register's current record of each person
     SELECT l.entity_id, p.*, 'PS_POP_BASIC|subject|' || p.GMSFHM AS mid

@@ -10,10 +10,10 @@ moves with the rows it covers).
 import dagster as dg
 
 from pipelines.defs.resources import HubSettings
-from pipelines.lib import backflow
-from pipelines.lib.catalog import Resource, catalog
-from pipelines.lib.contracts.rules import compile_rules, contracts_config
-from pipelines.lib.publish import publish
+from pipelines import backflow
+from pipelines.catalog.model import Resource, catalog
+from pipelines.governance.contracts.rules import compile_rules, contracts_config
+from pipelines.warehouse.publish import publish
 
 PUBLISHED_KEY = dg.AssetKey(["warehouse", "published"])
 ACCOUNTING_CHECK = "row_accounting"

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.defs.backflow.assets import PUBLISHED_KEY, asset_key
-from pipelines.lib.catalog import catalog
+from pipelines.catalog.model import catalog
 
 CRON = {  # T+1 deliveries land overnight; pull after them, spread so providers are not hit at once
     "daily": "30 2 * * *",
@@ -12,7 +12,7 @@ CRON = {  # T+1 deliveries land overnight; pull after them, spread so providers 
     "monthly": "0 4 1 * *",
 }
 # Scheduled and UI-launched runs: two steps at once (2-core machines). Runs started from the command
-# line may choose `in_process` (see pipelines/runner.py): no per-step process start-up (~4 s a step).
+# line may choose `in_process` (see pipelines/defs/runner.py): no per-step process start-up (~4 s a step).
 EXECUTOR = dg.multi_or_in_process_executor
 DEFAULT_RUN_CONFIG = {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}
 

@@ -13,8 +13,8 @@ import dagster as dg
 from pipelines.defs.backflow.assets import PUBLISHED_KEY, asset_key
 from pipelines.defs.backflow.schedules import backflow_all
 from pipelines.defs.resources import HubSettings
-from pipelines.lib import drops
-from pipelines.lib.catalog import catalog
+from pipelines.backflow import drops
+from pipelines.catalog.model import catalog
 
 
 @dg.sensor(job=backflow_all, minimum_interval_seconds=60,

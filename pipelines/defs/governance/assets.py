@@ -9,11 +9,11 @@ import dagster as dg
 
 from pipelines.defs.backflow.assets import BACKFLOW_ASSETS
 from pipelines.defs.resources import HubSettings
-from pipelines.lib import objections, scorecard
-from pipelines.lib.backflow import _client
-from pipelines.lib.catalog import catalog
-from pipelines.lib.objection_sync import sync
-from pipelines.lib.warehouse import ensure_schema, writer
+from pipelines.governance import objections, scorecard
+from pipelines.backflow import platform_client
+from pipelines.catalog.model import catalog
+from pipelines.governance.objection_sync import sync
+from pipelines.warehouse.writer import ensure_schema, writer
 
 OBJECTIONS_KEY = dg.AssetKey(["governance", "objections"])
 SCORECARD_KEY = dg.AssetKey(["governance", "scorecard"])
@@ -38,7 +38,7 @@ EXCHANGED_CHECK = "exchanged_with_platform"
 def objections_asset(context: dg.AssetExecutionContext, hub: HubSettings):
     settings = hub.settings()
     cat, today = catalog(), settings.business_date()
-    client = _client(settings)
+    client = platform_client(settings)
     try:
         with writer(settings.warehouse_path) as con:
             ensure_schema(con, cat)

@@ -5,9 +5,9 @@ import dagster as dg
 from pipelines.defs.backflow.assets import BACKFLOW_ASSETS
 from pipelines.defs.governance.assets import OBJECTIONS_KEY
 from pipelines.defs.resources import HubSettings
-from pipelines.lib.catalog import catalog
-from pipelines.lib.identity.reconcile import reconcile
-from pipelines.lib.warehouse import ensure_schema, writer
+from pipelines.catalog.model import catalog
+from pipelines.identity.reconcile import reconcile
+from pipelines.warehouse.writer import ensure_schema, writer
 
 RECONCILED_KEY = dg.AssetKey(["identity", "reconciled"])
 NO_CONFLICTS = "no_open_conflicts"

@@ -5,7 +5,7 @@ import dagster as dg
 
 from pipelines.defs.backflow.assets import PUBLISHED_KEY
 from pipelines.defs.resources import HubSettings
-from pipelines.lib.serving.store import build_store
+from pipelines.serving.store import build_store
 
 STORE_KEY = dg.AssetKey(["serving", "store"])
 

@@ -1,0 +1,14 @@
+"""Backflow (回流): each provider's bulk drops and API change feed, parsed, landed and loaded into
+the warehouse one batch at a time, resumably."""
+
+from pipelines.backflow.runs import (
+    DropRootMissing,
+    ResourceRun,
+    ingest_drops,
+    platform_client,
+    pull_api,
+    run_resource,
+)
+
+__all__ = ["DropRootMissing", "ResourceRun", "ingest_drops", "platform_client", "pull_api",
+           "run_resource"]

@@ -1,1 +1,0 @@
-"""Serving: prefill and verification for other government systems (issue 5)."""

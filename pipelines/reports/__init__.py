@@ -1,0 +1,1 @@
+"""HTML reports (scorecards, validations, conflicts): one Jinja environment, shared formatting."""
