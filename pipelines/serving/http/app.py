@@ -52,7 +52,7 @@ from pipelines.serving.access_index import AccessIndex
 from pipelines.serving.audit import AUDIT_LOG, audit_secret, entries_about, subject_hash
 from pipelines.serving.audit_writer import AuditWriter
 from pipelines.serving.credentials import Credentials
-from pipelines.serving.prefill import _CASE_ID, RequestError, prefill, subject_key
+from pipelines.serving.prefill import CASE_ID, RequestError, prefill, subject_key
 from pipelines.serving.store import CURRENT, Store
 from pipelines.serving.templates import templates
 from pipelines.serving.verify import verify_many, verify_one
@@ -199,7 +199,7 @@ def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> Ho
                         headers={k.decode(): v.decode() for k, v in headers})
 
     def _require_case_id(body: dict) -> None:
-        if not isinstance(body["case_id"], str) or not _CASE_ID.fullmatch(body["case_id"]):
+        if not isinstance(body["case_id"], str) or not CASE_ID.fullmatch(body["case_id"]):
             raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or ._:-",
                                ["case_id"])
 
@@ -328,7 +328,7 @@ def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> Ho
                 raise RequestError(400, "invalid_request", "subject must be a valid citizen ID "
                                    "or USCC", ["subject"])
             case_id = request.query_params.get("case_id", "access-log")
-            if not _CASE_ID.fullmatch(case_id):
+            if not CASE_ID.fullmatch(case_id):
                 raise RequestError(400, "invalid_request", "case_id is 1-64 letters, digits or "
                                    "._:-", ["case_id"])
         except RequestError as e:
