@@ -252,10 +252,10 @@ def test_every_run_judges_the_batch_it_was_given_never_an_earlier_one():
     broken = [dict(r) for r in clean]
     broken[1]["GMSFHM"] = _flip_check(broken[1]["GMSFHM"])
     enterprises = [clean_enterprise(i) for i in range(2)]
-    from pipelines.governance.contracts.validate import _engine
+    from pipelines.governance.contracts.validate import open_connections
 
     def gx_left_a_transaction_open():  # as GX does between runs, at times
-        for con in _engine().live:
+        for con in open_connections():
             try:
                 con.begin()
             except duckdb.TransactionException:  # it had one open already

@@ -13,7 +13,7 @@ from typing import ClassVar
 from great_expectations.expectations import UnexpectedRowsExpectation
 
 
-class _CountedRule(UnexpectedRowsExpectation):
+class CountedRule(UnexpectedRowsExpectation):
     """Judged on the count of failing rows only. The stock class also depends on the metric
     `unexpected_rows_query.table` (a second `SELECT` of the failing rows, which DuckDB finishes
     even though GX fetches 200 of them), so every rule ran twice; the warehouse selects the rows
@@ -26,44 +26,44 @@ class _CountedRule(UnexpectedRowsExpectation):
         return {"success": n == 0, "result": {"observed_value": n}}
 
 
-class ExpectColumnValuesToBeValidCitizenId(_CountedRule):
+class ExpectColumnValuesToBeValidCitizenId(CountedRule):
     """GB 11643-1999 citizen ID: MOD 11-2 check character, real birth date; legacy 15-digit and
     cosmetic damage (full-width, spaces, lowercase x) accepted."""
 
 
-class ExpectColumnValuesToBeValidUscc(_CountedRule):
+class ExpectColumnValuesToBeValidUscc(CountedRule):
     """GB 32100-2015 unified social credit code incl. the embedded GB 11714 organisation code."""
 
 
-class ExpectColumnValuesToBeValidCustomsCode(_CountedRule):
+class ExpectColumnValuesToBeValidCustomsCode(CountedRule):
     """Customs enterprise code structure: region 4, economic zone 1, enterprise type 1, sequence 4."""
 
 
-class ExpectColumnValuesToBeValidDivisionAtDate(_CountedRule):
+class ExpectColumnValuesToBeValidDivisionAtDate(CountedRule):
     """GB/T 2260 division code valid on the record's date (versioned catalogs/divisions.csv)."""
 
 
-class ExpectColumnValuesToAgreeWithCitizenId(_CountedRule):
+class ExpectColumnValuesToAgreeWithCitizenId(CountedRule):
     """Birth date / sex equal what the record's citizen ID states."""
 
 
-class ExpectColumnValuesToBePresentIff(_CountedRule):
+class ExpectColumnValuesToBePresentIff(CountedRule):
     """A field present if and only if another field has a given value (SWRQ iff RYZTDM = 1)."""
 
 
-class ExpectColumnValuesToAgreeWithCustomsCode(_CountedRule):
+class ExpectColumnValuesToAgreeWithCustomsCode(CountedRule):
     """Enterprise type and division agree with the customs code's type digit and region."""
 
 
-class ExpectColumnValuesToBeValidForRegime(_CountedRule):
+class ExpectColumnValuesToBeValidForRegime(CountedRule):
     """A customs credit level defined by the record's credit regime (Orders 237 / 251 / 282)."""
 
 
-class ExpectColumnValuesToNotBeInTheFuture(_CountedRule):
+class ExpectColumnValuesToNotBeInTheFuture(CountedRule):
     """A date no later than the record's own update time."""
 
 
-class ExpectKeyVersionsToBeUnambiguous(_CountedRule):
+class ExpectKeyVersionsToBeUnambiguous(CountedRule):
     """No two different versions of one key with the same update time in one batch."""
 
 

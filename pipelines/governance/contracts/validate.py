@@ -49,7 +49,7 @@ class RuleResult:
 def _expectation(rule: Rule):
     import great_expectations.expectations as gxe
 
-    from pipelines.governance.contracts.expectations import BY_FAMILY, _CountedRule
+    from pipelines.governance.contracts.expectations import BY_FAMILY, CountedRule
 
     meta = {"rule_id": rule.rule_id, "field": rule.field, "severity": rule.severity}
     match rule.kind:
@@ -67,7 +67,7 @@ def _expectation(rule: Rule):
         case _:
             # GX formats the query: escape the rule's braces, then name GX's batch placeholder
             where = rule.fail_sql.replace("{", "{{").replace("}", "}}").replace(BATCH, "{batch}")
-            cls = BY_FAMILY.get(rule.family, _CountedRule)  # never the stock class: it runs the query twice
+            cls = BY_FAMILY.get(rule.family, CountedRule)  # never the stock class: it runs the query twice
             return cls(unexpected_rows_query=f"SELECT _ord FROM {{batch}} WHERE {where}",
                        meta=meta, description=rule.reason_en)
 
@@ -198,6 +198,12 @@ MAX_DEFINITIONS = 64
 @functools.cache
 def _engine() -> _Engine:
     return _Engine()
+
+
+def open_connections() -> list:
+    """The DuckDB connections GX holds open across runs (what a stray transaction of GX's can
+    be left on: the tests put one there)."""
+    return list(_engine().live)
 
 
 @atexit.register
