@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 from pipelines.cli.tables import render
 
 RESULTS = Path(__file__).parent / "results"
@@ -154,7 +154,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="huiliu-bench-"))
     secret = os.environ.get("HUILIU_SIM_CLIENT_SECRET", "dev-secret-change-me")
     t = time.perf_counter()
-    with Simulator(work / "sim", scale=args.scale,
+    with SimulatorProcess(work / "sim", scale=args.scale,
                    extra=["--defect-profile", args.defect_profile]) as sim:
         startup = time.perf_counter() - t
         if args.days:

@@ -36,7 +36,7 @@ from benchmarks import prefill_baseline
 from benchmarks.bench_backflow import child
 from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
 from pipelines import paths
-from pipelines.sim.process import Simulator, free_port
+from pipelines.sim.process import SimulatorProcess, free_port
 from pipelines.serving.store import CURRENT, Store
 from pipelines.settings import Settings
 
@@ -119,7 +119,7 @@ def main() -> None:
         for old in (home / "serving").glob("audit*"):  # each run starts a fresh audit log
             old.unlink()
     else:
-        with Simulator(work / "sim", scale=args.scale) as sim:
+        with SimulatorProcess(work / "sim", scale=args.scale) as sim:
             out["backflow"] = child(BACKFLOW, sim.url, str(home), str(work / "sim" / "drops"))
             today = sim.status()["date"]
         wh = str(home / "warehouse" / "huiliu.duckdb")

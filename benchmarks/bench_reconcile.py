@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_backflow import child
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -109,7 +109,7 @@ def main() -> None:
     out: dict = {"scale": args.scale, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                                  f"Python {platform.python_version()}"}
     t = time.perf_counter()
-    with Simulator(work / "sim", scale=args.scale) as sim:
+    with SimulatorProcess(work / "sim", scale=args.scale) as sim:
         out["simulator_start_s"] = time.perf_counter() - t
         out["backflow_full"] = child(BACKFLOW, sim.url, str(home), str(drops))
         today = sim.status()["date"]

@@ -268,13 +268,13 @@ def ui(home, port):
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
 def demo(home, scale, days, seed, serve, port):
     """Simulator + main job (full load, then DAYS daily increments) + summary (+ Dagster UI)."""
-    from pipelines.sim.process import Simulator, demo_settings, reset, serve_ui
+    from pipelines.sim.process import SimulatorProcess, demo_settings, reset, serve_ui
     from pipelines.defs.runner import failed_checks, failure_messages, run_job
 
     home = Path(home).resolve()
     reset(home)
     t0 = time.perf_counter()
-    sim = Simulator(home, scale=scale, seed=seed)
+    sim = SimulatorProcess(home, scale=scale, seed=seed)
     click.echo(f"starting the national-platform simulator (scale {scale:,}, seed {seed}) ...")
     sim.start()
     try:

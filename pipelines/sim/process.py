@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Simulator:
+class SimulatorProcess:
     """The simulator as a real child process on 127.0.0.1."""
 
     def __init__(self, home: Path, *, scale: int, seed: int = 42, port: int | None = None,
@@ -41,7 +41,7 @@ class Simulator:
                      *(extra or [])]
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 300) -> Simulator:
+    def start(self, timeout: float = 300) -> SimulatorProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         logf = open(self.home / "simulator.log", "ab")
         self.proc = subprocess.Popen(self.args, stdout=logf, stderr=subprocess.STDOUT)
@@ -90,7 +90,7 @@ class Simulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
-    def __enter__(self) -> Simulator:
+    def __enter__(self) -> SimulatorProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

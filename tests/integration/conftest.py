@@ -3,7 +3,7 @@ import secrets
 
 import pytest
 
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 from pipelines import backflow
 from pipelines.catalog.model import catalog
 from pipelines.identity.reconcile import reconcile
@@ -21,7 +21,7 @@ def served_sim_world(tmp_path_factory):
     them: each starts its own service and issues its own credentials."""
     tmp = tmp_path_factory.mktemp("served-world")
     cat = catalog()
-    with Simulator(tmp / "sim", scale=3000, seed=5) as sim:
+    with SimulatorProcess(tmp / "sim", scale=3000, seed=5) as sim:
         s = Settings(home=tmp / "hub", drop_root=sim.home / "drops", api_url=sim.url,
                      today=dt.date.fromisoformat(sim.status()["date"]))
         for r in cat.resources.values():

@@ -12,7 +12,7 @@ import duckdb
 import httpx
 import pytest
 
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 from pipelines import backflow
 from pipelines.catalog.model import catalog
 from pipelines.settings import Settings
@@ -26,12 +26,12 @@ API = [r for r in CAT.resources.values() if r.delivery == "api"]
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     home = tmp_path_factory.mktemp("sim")
-    with Simulator(home, scale=2000, seed=11,
+    with SimulatorProcess(home, scale=2000, seed=11,
                    extra=["--defect-profile", "none", "--activity", "20"]) as s:
         yield s
 
 
-def hub(tmp: Path, sim: Simulator, **kw) -> Settings:
+def hub(tmp: Path, sim: SimulatorProcess, **kw) -> Settings:
     return Settings(home=tmp, api_url=sim.url, drop_root=sim.home / "drops", **kw)
 
 
@@ -49,7 +49,7 @@ def current(s: Settings) -> dict[str, set]:
     return out
 
 
-def expected_from_bare_client(sim: Simulator) -> dict[str, set]:
+def expected_from_bare_client(sim: SimulatorProcess) -> dict[str, set]:
     """What the platform says is current: latest snapshot, then every change after it."""
     tok = httpx.post(f"{sim.url}/oauth/token", data={
         "grant_type": "client_credentials", "client_id": "node-500000",

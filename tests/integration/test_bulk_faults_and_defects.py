@@ -5,7 +5,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 from pipelines import backflow
 from pipelines.catalog.model import catalog
 from pipelines.settings import Settings
@@ -35,7 +35,7 @@ DAMAGED = {"checksum_mismatch", "truncated_part"}
     ("row_count_mismatch", {"row_count_mismatch"}), ("missing_part", {"missing_part"}),
     ("in_progress", None)])
 def test_bulk_fault_is_rejected_whole_then_taken_when_redelivered(tmp_path, fault, codes):
-    with Simulator(tmp_path / "sim", scale=1500, seed=3,
+    with SimulatorProcess(tmp_path / "sim", scale=1500, seed=3,
                    extra=["--defect-profile", "none", "--activity", "10"]) as sim:
         s = Settings(home=tmp_path / "hub", drop_root=sim.home / "drops")
         ingest(s)
@@ -74,7 +74,7 @@ RATES = {"bad_value": 0.02, "wrong_columns": 0.01, "missing_key": 0.01, "bad_byt
 def test_every_bulk_defect_ends_in_the_right_place(tmp_path):
     import json
 
-    with Simulator(tmp_path / "sim", scale=5000, seed=9,
+    with SimulatorProcess(tmp_path / "sim", scale=5000, seed=9,
                    extra=["--activity", "20", "--defects", json.dumps(RATES)]) as sim:
         for _ in range(4):
             sim.advance(1)

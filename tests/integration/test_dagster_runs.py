@@ -10,7 +10,7 @@ import duckdb
 import httpx
 import pytest
 
-from pipelines.sim.process import Simulator, demo_settings, free_port
+from pipelines.sim.process import SimulatorProcess, demo_settings, free_port
 from pipelines.catalog.model import catalog
 from pipelines.defs.runner import run_job
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_backflow_all_in_separate_step_processes_materialises_every_asset(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with Simulator(tmp_path, scale=3000, seed=5, extra=["--activity", "10"]) as sim:
+    with SimulatorProcess(tmp_path, scale=3000, seed=5, extra=["--activity", "10"]) as sim:
         s = demo_settings(tmp_path, sim.url)
         first = run_job(s, "backflow_all", executor="multiprocess")  # two steps at a time
         assert first.success

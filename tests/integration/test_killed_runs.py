@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from dropwriter import write_batch
 
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 from pipelines.catalog.model import catalog
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def held_slots(home: Path, pools: tuple[str, ...] = ("provider_ca", "provider_cu
 def test_a_killed_run_is_failed_and_the_next_run_completes(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     home = tmp_path / "hub"
-    with Simulator(tmp_path / "sim", scale=3000, seed=5) as sim:
+    with SimulatorProcess(tmp_path / "sim", scale=3000, seed=5) as sim:
         env = {**os.environ, "HUILIU_HOME": str(home), "HUILIU_API_URL": sim.url,
                "HUILIU_DROP_ROOT": str(tmp_path / "sim" / "drops"),
                "HUILIU_TODAY": sim.status()["date"]}

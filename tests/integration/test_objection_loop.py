@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.sim.process import Simulator
+from pipelines.sim.process import SimulatorProcess
 from pipelines import backflow
 from pipelines.catalog.model import catalog
 from pipelines.governance.objection_sync import sync
@@ -45,7 +45,7 @@ def loop(tmp_path_factory):
     extra = ["--activity", "20", "--defects", json.dumps(DEFECTS),
              "--objection-correct-rate", "0.8", "--objection-confirm-rate", "0.1",
              "--objection-delay-days-max", "1"]
-    with Simulator(tmp / "sim", scale=4000, seed=11, extra=extra) as sim:
+    with SimulatorProcess(tmp / "sim", scale=4000, seed=11, extra=extra) as sim:
         days = []
         for day in range(4):
             if day:
