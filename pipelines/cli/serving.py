@@ -36,7 +36,8 @@ def serve_cmd(home, host, port, workers):
         _build(home)
     if home:
         os.environ["HUILIU_HOME"] = str(d.parent)
-    os.environ["HUILIU_API_WORKERS"] = str(workers)  # each worker keeps 1/N of the rate limit
+    # the workers build the app from the environment (Settings.api_workers): 1/N of the rate each
+    os.environ["HUILIU_API_WORKERS"] = str(workers)
     limits = ServiceLimits()
     # the protocol adds the limits uvicorn lacks (head size and time, body size and time,
     # connections): pipelines/serving/http/protocol.py; h11 is not used (its one limit is the head size)
@@ -131,10 +132,10 @@ def verify_cmd(home, anchor):
     the log was altered. Needs HUILIU_AUDIT_KEY (the key the log was started with)."""
     from pathlib import Path
 
-    from pipelines.serving.audit import AUDIT_LOG, keyed_from, verify
+    from pipelines.serving.audit import AUDIT_LOG, keyed_from, tampering
 
     path = _serving_dir(home) / AUDIT_LOG
-    problems = verify(path, anchor=Path(anchor) if anchor else None)
+    problems = tampering(path, anchor=Path(anchor) if anchor else None)
     if not path.exists() and not problems:
         raise click.ClickException(f"no audit log at {path}")
     if not problems:

@@ -70,7 +70,7 @@ TAIL_READ = 64 * 1024  # bytes read at a time when looking for the last entry fr
 
 
 __all__ = ["AUDIT_LOG", "AuditKeyError", "AuditLog", "Problem", "audit_secret", "check_setup",
-           "entries_about", "subject_hash", "verify"]
+           "entries_about", "subject_hash", "tampering"]
 
 
 def subject_hash(key: str, secret: bytes) -> str:
@@ -202,7 +202,7 @@ class AuditLog:
     def _find_tail(self) -> tuple[int, int, str]:
         """(size, last seq, last hash) from the file itself. A last line cut short (a process
         killed in the middle of a large write, a power cut) is ended with a newline and left in
-        place: the chain goes on from the last whole entry, and `verify` reports the fragment."""
+        place: the chain goes on from the last whole entry, and `tampering` reports the fragment."""
         size = os.fstat(self.fd).st_size
         if size and os.pread(self.fd, 1, size - 1) != b"\n":
             log.warning("the audit log %s ends in a partial entry: closed with a newline and "
@@ -333,8 +333,8 @@ def _head_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.head")
 
 
-def verify(path: Path, secret: bytes | None = None, anchor: Path | None = None
-           ) -> list[Problem]:
+def tampering(path: Path, secret: bytes | None = None, anchor: Path | None = None
+              ) -> list[Problem]:
     """Every place the log differs from an untouched chain, in order; [] when intact.
 
     Needs the key (HUILIU_AUDIT_KEY, or `secret`): refused when it is not the one the log was

@@ -1,6 +1,6 @@
 """The audit log's file format: one entry a line, a JSON array of COLUMNS' values.
 
-Shared by the log (which writes it), its access index and `verify` (which read it)."""
+Shared by the log (which writes it), its access index and `tampering` (which read it)."""
 
 from __future__ import annotations
 

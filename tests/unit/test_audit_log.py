@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from pipelines.serving.access_index import index_path
-from pipelines.serving.audit import AuditLog, verify
+from pipelines.serving.audit import AuditLog, tampering
 from pipelines.serving.audit_lines import parse_line, read_lines
 
 pytestmark = pytest.mark.unit
@@ -62,7 +62,7 @@ def tamper_index(path, *sql):
 
 
 def kinds(path):
-    return [(p.seq, p.kind) for p in verify(path)]
+    return [(p.seq, p.kind) for p in tampering(path)]
 
 
 def cases_in(path) -> list[str]:
@@ -70,7 +70,7 @@ def cases_in(path) -> list[str]:
 
 
 def test_an_untouched_log_verifies(log):
-    assert verify(log) == []
+    assert tampering(log) == []
 
 
 def test_each_entry_is_one_readable_line(log):
@@ -144,7 +144,7 @@ def test_a_line_cut_short_by_a_crash_is_kept_and_reported_and_the_chain_goes_on(
     a.close()
     assert cases_in(log)[-1] == "C6" and parse_line(lines(log)[-1])["seq"] == 6
     assert lines(log)[5] == whole[0][:40] + b"\n"  # nothing dropped
-    problems = verify(log)
+    problems = tampering(log)
     assert [(p.seq, p.kind) for p in problems] == [(None, "edited")]
     assert "line 6" in problems[0].detail
 
@@ -168,7 +168,7 @@ def test_entries_written_by_two_service_workers_form_one_chain(tmp_path):
     first.append_many([entry(f"G{i}", template="batch", subjects=[]) for i in range(3)])
     first.close()
     second.close()
-    assert verify(path) == []
+    assert tampering(path) == []
     assert cases_in(path) == ["C0", "C1", "C2", "C3", "C4", "C5", "G0", "G1", "G2"]
 
 
@@ -186,7 +186,7 @@ def test_appends_continue_the_chain_after_a_restart(log):
     a = AuditLog(log, SECRET)
     a.append(**entry("C6", subjects=[], released=[], withheld=[]))
     a.close()
-    assert verify(log) == []
+    assert tampering(log) == []
     assert cases_in(log)[-1] == "C6"
 
 
@@ -195,7 +195,7 @@ def test_the_access_log_includes_entries_not_indexed_yet(log):
     a.append(**entry("C6"))
     assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C6"]
     a.close()
-    assert verify(log) == []
+    assert tampering(log) == []
 
 
 def test_an_access_index_of_an_older_layout_is_rebuilt_from_the_log(log):
@@ -210,7 +210,7 @@ def test_an_access_index_of_an_older_layout_is_rebuilt_from_the_log(log):
     a = AuditLog(log, SECRET)
     assert [e["case_id"] for e in a.about("1:500103198001020112")] == ["C2"]
     a.close()
-    assert verify(log) == []
+    assert tampering(log) == []
 
 
 def test_an_index_row_pointing_at_another_subjects_entry_shows_nothing_of_it(log):
@@ -255,13 +255,13 @@ def test_the_index_catches_up_in_a_background_process_of_idle_priority(log):
         assert a._indexer is not first and a._indexer.poll() is None
     finally:
         a.close()
-    assert verify(log) == []
+    assert tampering(log) == []
 
 
 def test_a_log_ending_in_a_partial_line_is_reported_before_it_is_reopened(log):
     whole = lines(log)
     rewrite(log, whole + [whole[0][:40]])  # a write cut short by a crash: no newline yet
-    assert [(p.seq, p.kind) for p in verify(log)] == [(None, "partial")]
+    assert [(p.seq, p.kind) for p in tampering(log)] == [(None, "partial")]
 
 
 def test_a_cut_short_last_line_does_not_make_the_index_start_over(log, caplog):
@@ -282,7 +282,7 @@ def test_a_head_behind_the_log_is_what_a_running_service_shows_and_verifies(log)
     """`verify` reads the head first: entries appended after it are not a cut-off end."""
     third = parse_line(lines(log)[2])
     (log.parent / f"{log.name}.head").write_text(f"{3:020d} {third['hash']}\n")
-    assert verify(log) == []
+    assert tampering(log) == []
 
 
 def test_an_unreadable_head_is_reported_not_a_crash(log):
@@ -297,7 +297,7 @@ def test_the_head_of_an_earlier_sqlite_log_is_not_taken_for_this_ones(tmp_path):
     a = AuditLog(tmp_path / "audit.jsonl", SECRET)
     a.append(**entry("C1"))
     a.close()
-    assert verify(tmp_path / "audit.jsonl") == []
+    assert tampering(tmp_path / "audit.jsonl") == []
     assert not list(tmp_path.glob("*.cut-at-*"))
 
 
@@ -309,7 +309,7 @@ def test_a_well_formed_line_of_the_wrong_shape_is_reported_and_breaks_nothing(lo
     a.append(**entry("C7"))
     assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C7"]
     a.close()
-    problems = verify(log)
+    problems = tampering(log)
     assert [(p.seq, p.kind) for p in problems] == [(None, "edited")]
     assert "line 6" in problems[0].detail
 
@@ -329,7 +329,7 @@ def test_entries_appended_by_two_processes_at_once_form_one_chain(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-c", code, str(path), name])
                for name in ("A", "B")]
     assert [w.wait(timeout=120) for w in writers] == [0, 0]
-    assert verify(path) == []
+    assert tampering(path) == []
     cases = cases_in(path)
     assert len(cases) == len(set(cases)) == 2 * sum(1 + i % 3 for i in range(300))
     assert {c[0] for c in cases} == {"A", "B"}

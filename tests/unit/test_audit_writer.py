@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from pipelines.serving.audit import verify
+from pipelines.serving.audit import tampering
 from pipelines.serving.audit_lines import parse_line, read_lines
 from pipelines.serving.audit_writer import AuditWriter, encode_group, take_groups
 
@@ -46,7 +46,7 @@ def test_every_entry_is_committed_when_its_append_returns(tmp_path):
 
     assert all(asyncio.run(main()))
     assert sorted(cases_in(path)) == sorted(f"C{i}" for i in range(50))
-    assert verify(path) == []
+    assert tampering(path) == []
 
 
 def test_a_writer_that_dies_fails_what_it_had_not_confirmed_and_a_new_one_takes_over(tmp_path):
@@ -71,7 +71,7 @@ def test_a_writer_that_dies_fails_what_it_had_not_confirmed_and_a_new_one_takes_
     first = asyncio.run(main())
     assert first.poll() is not None
     assert cases_in(path) == ["before", "after"]  # the killed writer had not committed "lost"
-    assert verify(path) == []
+    assert tampering(path) == []
 
 
 def test_a_log_that_cannot_be_opened_stops_the_service_with_the_reason(tmp_path):
