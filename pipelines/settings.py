@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     api_max_retries: int = 6
     contracts: bool = True
     """Validate every batch against its contract (Great Expectations) before it is stored."""
+    api_rate: float = 200.0
+    """Prefill service: requests a second per consumer (token bucket), shared by its workers."""
+    api_workers: int = 1
+    """Prefill service: its worker processes (`huiliu serve --workers` sets it for them). Each keeps
+    its own token buckets, so each takes a 1/N share of `api_rate`."""
     published_keep: int = 3
     """How many published snapshots to keep (readers of an older one keep working meanwhile)."""
     today: dt.date | None = None
@@ -76,6 +81,3 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 def business_today() -> dt.date:
     return dt.datetime.now(BEIJING).date()
 
-
-def get_settings() -> Settings:
-    return Settings()

@@ -397,6 +397,5 @@ def app_from_env() -> HotPaths:
     s = Settings()
     # with N worker processes each keeps its own token buckets: a 1/N share of the rate each
     # (the kernel spreads connections over the workers, so a consumer's limit holds roughly)
-    workers = max(1, int(os.environ.get("HUILIU_API_WORKERS", "1")))
-    return create_app(s.home / "serving",
-                      float(os.environ.get("HUILIU_API_RATE", "200")) / workers, 1 / workers)
+    workers = max(1, s.api_workers)
+    return create_app(s.home / "serving", s.api_rate / workers, 1 / workers)
