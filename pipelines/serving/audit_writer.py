@@ -1,9 +1,8 @@
 """The audit log's writer process, and the service's group commit through it.
 
-Writing the audit log cost the service's single event-loop core a third of each prefill
-(preparing the entry, chaining its hash, and, when the log was a SQLite table, the commit and the
-upkeep thread's checkpoints and indexing competing for the same interpreter): measured with the
-log switched off, the service answered 20-47 % more requests. So each service process starts a
+Writing the audit log in the service would cost its single event-loop core a large share of each
+prefill (preparing the entry, chaining it, the writes and the indexing competing for the same
+interpreter; measured in BENCHMARKS.md, Prefill service). So each service process starts a
 writer process of its own, on the machine's other core, and hands it a few entries at a time
 (SEND_EVERY, or what one event-loop turn has when fewer); each answer is sent only once the
 writer has written its entry (an answer whose entry could not be written is not sent: its caller

@@ -1,14 +1,11 @@
 """The serving store: the published golden records in a read-only LMDB file, built per snapshot.
 
-DuckDB answers a point query in about a millisecond on this machine; a prefill needs a lookup
-per subject of the case, under a p99 of 20 ms at 32 connections. LMDB (a memory-mapped B+tree
-made for read-mostly key lookups) answers one in ~2 µs from Python, and its pages are the OS's
-file cache, shared by the service's workers, not memory of each process. SQLite on a memory-
-mapped file took ~8 µs a key alone, and inside the service, where its larger working set
-competes with everything else for the CPU's caches, a prefill cost 45-55 µs more CPU than
-with LMDB (in-process harness, three alternating runs). Each published snapshot is exported once
-into `<home>/serving/store-<stamp>.lmdb` and `<home>/serving/current.lmdb` is switched to it
-atomically (a symlink rename). The service opens and warms the new file in a thread and switches
+A prefill needs a lookup per subject of the case, under a p99 of 20 ms at 32 connections. LMDB
+(a memory-mapped B+tree made for read-mostly key lookups) answers one in ~2 µs from Python, and
+its pages are the OS's file cache, shared by the service's workers, not memory of each process
+(DuckDB and SQLite, measured against it: BENCHMARKS.md, Prefill service). Each published
+snapshot is exported once into `<home>/serving/store-<stamp>.lmdb` and `<home>/serving/
+current.lmdb` is switched to it atomically (a symlink rename). The service opens and warms the new file in a thread and switches
 between requests; the old file stays readable (the newest three are kept).
 """
 
@@ -29,11 +26,10 @@ MAP_SIZE = 1 << 40  # address space reserved for a store being built: the file g
 FORMAT = 5  # bumped when the layout below changes; the service refuses a store it cannot read
 
 # One entry per subject key, b"<kind>:<key>" -> b"<entity id>\0<record>", holding its entity's
-# golden fields as a compact JSON record, so a subject costs one B+tree descent (a row per field
-# in SQLite cost ~35 µs a subject here; subject -> entity -> record in two tables ~9 µs). An
+# golden fields as a compact JSON record, so a subject costs one B+tree descent. An
 # entity known by several keys (rare) has its record once per key. A second table holds `meta`.
 # Every current candidate of a field is kept, best first: a consumer receives the best one among
-# the sources the list shares with it (entitlement.py), which is often not the golden value.
+# the sources the list shares with it (entitlement.py), which may not be the golden value.
 # record = {"src": [[provider, resource, batch_id, record_key, as_of], ...],
 #           "f": {field: [[value, src index, confidence, disputed, in_conflict], ...], ...}}
 # (a record's provenance is usually shared by several of its fields: stored once)
