@@ -22,7 +22,10 @@ from pipelines.sim.world import (
     pick1,
     add_marriage,
     assign_ids,
+    enterprise_name,
     funeral_home,
+    given_names,
+    legal_representatives,
     marry_foreign,
     month_index,
     move_person,
@@ -137,8 +140,7 @@ class Engine:
         c["sex"][kids] = rng.integers(1, 3, len(kids))
         c["surname"][kids] = np.where(rng.random(len(kids)) < 0.94, c["surname"][fa],
                                       c["surname"][mo])
-        from pipelines.sim.world import _given
-        c["g1"][kids], c["g2"][kids] = _given(w, rng, c["sex"][kids])
+        c["g1"][kids], c["g2"][kids] = given_names(w, rng, c["sex"][kids])
         c["eth"][kids] = np.where(rng.random(len(kids)) < 0.5, c["eth"][fa], c["eth"][mo])
         c["county"][kids] = c["county"][mo]
         c["addr"][kids] = c["addr"][mo]
@@ -292,14 +294,12 @@ class Engine:
             emit(e, "U")
         for _ in range(self._count(rng, n, RATES["ent_name"])):
             e = active[int(rng.integers(0, len(active)))]
-            from pipelines.sim.world import _ent_name
-            e.name = _ent_name(w, rng, e.county)
+            e.name = enterprise_name(w, rng, e.county)
             e.gxsj = self._t(rng, today)
             emit(e, "U")
         for _ in range(self._count(rng, n, RATES["ent_rep"])):
             e = active[int(rng.integers(0, len(active)))]
-            from pipelines.sim.world import _random_reps
-            e.rep = int(_random_reps(w, rng, np.array([e.county]))[0])
+            e.rep = int(legal_representatives(w, rng, np.array([e.county]))[0])
             e.gxsj = self._t(rng, today)
             emit(e, "U")
         for _ in range(self._count(rng, n, RATES["ent_dereg"])):
@@ -308,11 +308,10 @@ class Engine:
             e.gxsj = self._t(rng, today)
             emit(e, "U")
         for _ in range(self._count(rng, n, RATES["ent_new"])):
-            from pipelines.sim.world import _random_reps
             g = pick1(rng, [x.weight for x in w.data.groups])
             cands = w.data.groups[g].counties
             county = cands[int(rng.integers(0, len(cands)))]
-            rep = int(_random_reps(w, rng, np.array([county]))[0])
+            rep = int(legal_representatives(w, rng, np.array([county]))[0])
             e = new_enterprise(w, rng, county, today, self._t(rng, today), rep,
                                w.used_bodies)  # type: ignore[attr-defined]
             e.regime, e.level, e.rated = "282", "CG", today
@@ -345,12 +344,11 @@ class Engine:
             rec, scope = R.org_rec(w, o)
             sink.api("CA_SOCIAL_ORG", rec, scope, czlx, o.gxsj, f"O{o.oid}")
 
-        from pipelines.sim.world import _random_reps
         for _ in range(self._count(rng, n, RATES["org_new"])):
             g = pick1(rng, [x.weight for x in w.data.groups])
             cands = w.data.groups[g].counties
             county = cands[int(rng.integers(0, len(cands)))]
-            rep = int(_random_reps(w, rng, np.array([county]))[0])
+            rep = int(legal_representatives(w, rng, np.array([county]))[0])
             o = new_org(w, rng, county, today, self._t(rng, today), rep)
             o.oid = len(w.orgs)
             w.orgs.append(o)
@@ -359,7 +357,7 @@ class Engine:
             return
         for _ in range(self._count(rng, n, RATES["org_change"])):
             o = active[int(rng.integers(0, len(active)))]
-            o.rep = int(_random_reps(w, rng, np.array([o.county]))[0])
+            o.rep = int(legal_representatives(w, rng, np.array([o.county]))[0])
             o.gxsj = self._t(rng, today)
             emit(o, "U")
         for _ in range(self._count(rng, n, RATES["org_dereg"])):

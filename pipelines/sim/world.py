@@ -280,7 +280,8 @@ def assign_ids(w: World, pids: np.ndarray, assign_county: np.ndarray, assign_day
     w.cols["idcode"][pids] = code_idx
 
 
-def _given(w: World, rng, sex: np.ndarray):
+def given_names(w: World, rng, sex: np.ndarray):
+    """First and second given-name indexes for people of each sex; -1 for no second (28%)."""
     n = len(sex)
     d = w.data
     g1 = np.where(sex == 1, _pick(rng, n, d.given_m_w), _pick(rng, n, d.given_f_w))
@@ -355,7 +356,7 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["sex"][base] = rng.integers(1, 3, n0)
     c["eth"][base] = _ethnicity(w, rng, groups)
     c["surname"][base] = _pick(rng, n0, d.surname_w)
-    c["g1"][base], c["g2"][base] = _given(w, rng, c["sex"][base])
+    c["g1"][base], c["g2"][base] = given_names(w, rng, c["sex"][base])
 
     # couples among the base generation (about 88% ever marry)
     marry = rng.random(n0) < 0.88
@@ -392,7 +393,7 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["birth"][kids] = births
     c["sex"][kids] = rng.integers(1, 3, nc)
     c["surname"][kids] = np.where(rng.random(nc) < 0.94, c["surname"][fa], c["surname"][mo])
-    c["g1"][kids], c["g2"][kids] = _given(w, rng, c["sex"][kids])
+    c["g1"][kids], c["g2"][kids] = given_names(w, rng, c["sex"][kids])
     c["eth"][kids] = np.where(rng.random(nc) < 0.5, c["eth"][fa], c["eth"][mo])
     c["county"][kids] = c["county"][mo]
     birth_county = c["county"][kids].copy()
@@ -667,7 +668,7 @@ def org_bodies(rng, n: int, used: set[str]) -> list[str]:
     return out
 
 
-def _random_reps(w: World, rng, counties: np.ndarray) -> np.ndarray:
+def legal_representatives(w: World, rng, counties: np.ndarray) -> np.ndarray:
     """An alive adult with hukou in the same group as each county (legal representatives)."""
     c = w.cols
     start = w.cfg.start_ordinal
@@ -684,7 +685,8 @@ def _random_reps(w: World, rng, counties: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ent_name(w: World, rng, county: int) -> str:
+def enterprise_name(w: World, rng, county: int) -> str:
+    """City + word + trade + suffix, e.g. 重庆长江进出口贸易有限公司."""
     p = w.data.places
     g = w.data.groups[w.data.counties[county].group]
     city = {"500000": "重庆", "510000": "成都" if w.county_code(county) != "510703" else "绵阳",
@@ -729,7 +731,7 @@ def new_enterprise(w: World, rng, county: int, registered: int, gxsj: int, rep: 
     hi = min(REGIME_TO.get(regime, start - 1), start - 1)
     rated = lo + int(rng.random() * max(hi - lo, 1)) if hi > lo else lo
     valid = -1 if rng.random() < 0.8 else start + int(rng.integers(30, 1500))
-    return Enterprise(len(w.enterprises), uscc, hgbm, _ent_name(w, rng, county), county, zone,
+    return Enterprise(len(w.enterprises), uscc, hgbm, enterprise_name(w, rng, county), county, zone,
                       etype, g.customs_office, regime, level, rated, registered, valid, rep,
                       "1", gxsj, float(rng.lognormal(0, 1.2)))
 
@@ -741,7 +743,7 @@ def _enterprises(w: World, rng) -> None:
     gw = [ENT_GROUP_WEIGHT.get(g.code, g.weight) for g in d.groups]
     groups = _pick(rng, n, gw)
     counties = _counties_in_group(w, rng, groups)
-    reps = _random_reps(w, rng, counties)
+    reps = legal_representatives(w, rng, counties)
     w.used_bodies = set()  # type: ignore[attr-defined]
     lo = days_of(dt.date(2000, 1, 1))
     regs = np.sort(lo + (rng.random(n) ** 0.7 * (start - 1 - lo)).astype(np.int64))
@@ -776,7 +778,7 @@ def _social_orgs(w: World, rng) -> None:
     n = max(10, int(w.cfg.scale * 0.003))
     groups = _pick(rng, n, [g.weight for g in w.data.groups])
     counties = _counties_in_group(w, rng, groups)
-    reps = _random_reps(w, rng, counties)
+    reps = legal_representatives(w, rng, counties)
     lo = days_of(dt.date(1995, 1, 1))
     for i in range(n):
         est = lo + int(rng.random() * (start - 1 - lo))
