@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     home: Path = Path("data")
     """Root of everything the hub writes: landing/, warehouse/, published/."""
     node: str = "500000"
-    """GB/T 2260 code of the local node this hub runs for."""
+    """GB/T 2260 code of the local node this hub runs for; a backflow run refuses to start when
+    the catalogue (catalogs/node.yaml) is for another node."""
     drop_root: Path | None = None
     """Where providers' bulk drops arrive (default: <home>/drops)."""
     api_url: str = "http://127.0.0.1:8765"

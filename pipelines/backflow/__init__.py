@@ -3,6 +3,7 @@ the warehouse one batch at a time, resumably."""
 
 from pipelines.backflow.runs import (
     DropRootMissing,
+    NodeMismatch,
     ResourceRun,
     ingest_drops,
     platform_client,
@@ -10,5 +11,5 @@ from pipelines.backflow.runs import (
     run_resource,
 )
 
-__all__ = ["DropRootMissing", "ResourceRun", "ingest_drops", "platform_client", "pull_api",
-           "run_resource"]
+__all__ = ["DropRootMissing", "NodeMismatch", "ResourceRun", "ingest_drops", "platform_client",
+           "pull_api", "run_resource"]

@@ -20,7 +20,7 @@ import pyarrow as pa
 from pipelines.backflow import drops
 from pipelines.backflow.api_client import ApiError, Page, PlatformClient
 from pipelines.backflow.api_records import parse_records
-from pipelines.catalog.model import Catalog, Resource
+from pipelines.catalog.model import Catalog, CatalogError, Resource
 from pipelines.backflow.landing import land
 from pipelines.backflow.parsed import BatchRejected, Incident, ParsedBatch
 from pipelines.settings import Settings
@@ -66,6 +66,22 @@ def prepare(settings: Settings, catalog: Catalog) -> None:
         ensure_schema(con, catalog)
 
 
+class NodeMismatch(CatalogError):
+    """HUILIU_NODE names another node than the catalogue (catalogs/node.yaml) describes.
+
+    A CatalogError, so the command line says it in one line as it does a malformed catalogue.
+    """
+
+
+def check_node(settings: Settings, catalog: Catalog) -> None:
+    """The hub runs for the node its catalogue describes: drops are checked against the catalogue's
+    node, and a different HUILIU_NODE means one of the two was set for another deployment."""
+    if settings.node != catalog.node.code:
+        raise NodeMismatch(f"HUILIU_NODE is {settings.node} but the catalogue (catalogs/node.yaml) "
+                           f"is for node {catalog.node.code} ({catalog.node.name_zh}): set "
+                           "HUILIU_NODE to the node this hub runs for, with its catalogue")
+
+
 # --- bulk drops ---------------------------------------------------------------------------------
 
 class DropRootMissing(Exception):
@@ -88,6 +104,7 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
     One writer session for the whole resource: parsing is CPU work that would not run faster
     without the lock on a 2-core machine, and a session per batch costs a checkpoint each.
     """
+    check_node(settings, catalog)
     t0 = time.perf_counter()
     run = ResourceRun(resource.code)
     try:
@@ -161,6 +178,7 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
     A platform that cannot be reached or keeps failing ends the pull with `run.failed` (what was
     loaded before stays: each batch committed with its cursor); the caller goes on with the rest.
     """
+    check_node(settings, catalog)
     t0 = time.perf_counter()
     run = ResourceRun(resource.code)
     client = platform_client(settings)
