@@ -21,20 +21,19 @@ import bisect
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import orjson
 
 from pipelines.catalog.identifiers import normalize_citizen_id, upgrade_15_to_18
 from pipelines.sim import records as R
-from pipelines.sim.config import EPOCH, day_str, node_prefix, ts_iso, ts_str
+from pipelines.sim.config import EPOCH, SimConfig, day_str, node_prefix, ts_iso, ts_str
 from pipelines.sim.defects import Row
-from pipelines.sim.feed import dumps, encode_cursor
-from pipelines.sim.world import month_index
-
-if TYPE_CHECKING:
-    from pipelines.sim.simulator import Simulator
+from pipelines.sim.drops import DropWriter
+from pipelines.sim.feed import ResourceFeed, dumps, encode_cursor
+from pipelines.sim.truth import Truth
+from pipelines.sim.world import World, month_index
 
 RESOURCES = R.BULK_RESOURCES + R.API_RESOURCES
 REQUIRED = ("objection_id", "resource", "rule_id")
@@ -142,8 +141,27 @@ class _Answer:
     corrected_key: str | None = None
 
 
+class Platform(Protocol):
+    """What the objections engine reads (and, for corrections, writes) of the simulator that
+    owns it. The simulator builds the engine, so the engine names these attributes instead of
+    importing the Simulator class; they are read at each use because the simulator replaces
+    some of them (`day`, a grown `ps_known`) as it advances."""
+
+    cfg: SimConfig
+    day: int  # days advanced since the start
+    world: World
+    truth: Truth
+    drops: DropWriter
+    feeds: dict[str, ResourceFeed]  # API resource -> its change feed
+    keys: dict[str, tuple[str, ...]]  # resource -> primary-key fields
+    ps_known: np.ndarray  # person id -> already delivered in PS_POP_BASIC
+    prefix_scope: tuple[str, ...]  # the node's county codes
+    in_node: np.ndarray  # county index -> inside the node
+    delivered_deaths: set[int]
+
+
 class Objections:
-    def __init__(self, sim: Simulator):
+    def __init__(self, sim: Platform):
         self.sim = sim
         cfg = sim.cfg
         self.correct_rate = float(cfg.objection_correct_rate)
