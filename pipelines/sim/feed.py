@@ -104,7 +104,8 @@ class ResourceFeed:
         rows.extend(self.extra)
         self.snapshots.append(Snapshot(snapshot_id, as_of, self.published, rows))
 
-    def _index(self, node: str) -> list[int]:
+    def node_positions(self, node: str) -> list[int]:
+        """Global log positions of the node's published records, in order (its feed)."""
         with self._lock:
             idx = self._nodes.setdefault(node, _NodeIndex())
             end = self.published
@@ -117,14 +118,14 @@ class ResourceFeed:
             return idx.positions
 
     def node_length(self, node: str) -> int:
-        return len(self._index(node))
+        return len(self.node_positions(node))
 
     def node_seq_of(self, node: str, log_pos: int) -> int:
         """Node feed position corresponding to a global log position."""
-        return bisect.bisect_left(self._index(node), log_pos)
+        return bisect.bisect_left(self.node_positions(node), log_pos)
 
     def page(self, node: str, seq: int, limit: int) -> tuple[list[bytes], int, bool]:
-        pos = self._index(node)
+        pos = self.node_positions(node)
         end = min(seq + limit, len(pos))
         log = self.log
         recs = [log[i] for i in pos[seq:end]]

@@ -552,7 +552,7 @@ class Objections:
         for ob in self.order:
             where = ob.redelivered_batch
             if ob.redelivered_pos is not None:
-                idx = sim.feeds[ob.resource]._index(ob.node)
+                idx = sim.feeds[ob.resource].node_positions(ob.node)
                 s = bisect.bisect_left(idx, ob.redelivered_pos)
                 where = str(s) if s < len(idx) and idx[s] == ob.redelivered_pos else None
             row = {"objection_id": ob.objection_id, "node": ob.node, "resource": ob.resource,

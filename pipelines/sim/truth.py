@@ -82,7 +82,7 @@ class Truth:
         defects = list(self.defects)
         for resource, items in self.api.items():
             feed = sim.feeds[resource]
-            positions = np.asarray(feed._index(node), dtype=np.int64)
+            positions = np.asarray(feed.node_positions(node), dtype=np.int64)
             seq_of = {}
             for pos, key, ent in items:
                 s = int(np.searchsorted(positions, pos))
