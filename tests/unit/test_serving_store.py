@@ -142,7 +142,7 @@ def test_the_service_keeps_the_old_store_when_a_new_one_cannot_be_opened(store, 
     import os
     import time
 
-    from pipelines.serving.http.app import Service
+    from pipelines.serving.http.service import Service
 
     monkeypatch.setenv("HUILIU_AUDIT_KEY", "serving-store-test-key-9a4e1c7b2d5f8036")
     monkeypatch.setenv("HUILIU_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
