@@ -82,7 +82,7 @@ print(json.dumps(res, default=str))
 EVALUATE = r"""
 import json, sys, duckdb
 from pathlib import Path
-from pipelines.identity.evaluate import evaluate_person_linkage
+from pipelines.identity.truth_eval import evaluate_person_linkage
 con = duckdb.connect(sys.argv[1], read_only=True)
 print(json.dumps(evaluate_person_linkage(con, Path(sys.argv[2]))))
 """
@@ -90,7 +90,7 @@ print(json.dumps(evaluate_person_linkage(con, Path(sys.argv[2]))))
 
 MODEL = r"""
 import json, resource, sys, time, duckdb
-from pipelines.identity.model_eval import evaluate_model
+from pipelines.identity.person_model_eval import evaluate_model
 con = duckdb.connect(sys.argv[1], read_only=True)
 t = time.perf_counter(); out = evaluate_model(con)
 out["seconds"] = time.perf_counter() - t

@@ -42,7 +42,7 @@ def reconcile_cmd(home):
 def train_cmd(home, out):
     """Learn the model's u probabilities from this warehouse's records (offline; commit the file)."""
     from pathlib import Path
-    from pipelines.identity.link import MODEL
+    from pipelines.identity.person_model import MODEL
     from pipelines.identity.train import train
 
     with read_published(settings_for(home)) as con:

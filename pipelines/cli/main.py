@@ -380,7 +380,7 @@ def _start_prefill_service(home: Path, api_port: int):
 def _reconcile_summary(s, truth_dir: Path) -> str:
     """Entities, golden records and conflicts, and the linkage scored against the simulator's
     ground truth (the demo can: it has the truth)."""
-    from pipelines.identity.evaluate import (
+    from pipelines.identity.truth_eval import (
         evaluate_person_linkage,
         evaluate_subsistence_conflicts,
         format_summary,

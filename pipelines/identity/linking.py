@@ -9,7 +9,7 @@ organisation code inside it, and customs codes (via the customs registration) ar
 
 from __future__ import annotations
 
-from pipelines.identity import link, registry
+from pipelines.identity import person_model, registry
 from pipelines.identity.mentions import own_value_condition
 
 ID_UNIT = "doc_type = '1' AND key_state = 'valid'"
@@ -47,7 +47,7 @@ def link_persons(con, run_id: str, now, model_version: str) -> dict:
             arg_max(m.division, m.gxsj) AS division
         FROM ident.person_mentions m JOIN _mu u USING (mention_id) WHERE NOT u.is_id
         GROUP BY u.unit"""
-    matches = link.predict_links(con, anchors, candidates)
+    matches = person_model.predict_links(con, anchors, candidates)
     con.execute("CREATE OR REPLACE TEMP TABLE _matches (unit VARCHAR, root VARCHAR, p DOUBLE)")
     if matches:
         con.executemany("INSERT INTO _matches VALUES (?, ?, ?)", matches)

@@ -3,7 +3,7 @@
 Runs inside the warehouse writer's connection, after backflow and objections (so disputed flags
 are current) and before publishing (so readers get entities, golden records and conflicts of the
 same moment as the data). The run is one transaction (see `reconcile`); Splink predicts in a
-database of its own (link.py), fed Arrow tables read inside that transaction.
+database of its own (person_model.py), fed Arrow tables read inside that transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from pipelines import paths
 from pipelines.catalog.model import Catalog
 from pipelines.identity import conflicts, golden, linking
-from pipelines.identity.link import MODEL
+from pipelines.identity.person_model import MODEL
 from pipelines.identity.mentions import build_mentions
 from pipelines.warehouse.writer import transaction
 

@@ -1,9 +1,10 @@
 """Train the person-linking model offline, on a warehouse the hub has filled.
 
 u (how often two different persons agree on a level) is learnt from random pairs between the
-population register's persons and the other sources' mentions; m is declared in link.py (the
-stored records passed their contracts, so they hold too few near-misses to learn it from). The result is written to catalogs/identity/person_model.json
-and committed; evaluation against the simulator's truth is in benchmarks/bench_reconcile.py.
+population register's persons and the other sources' mentions; m is declared in person_model.py
+(the stored records passed their contracts, so they hold too few near-misses to learn it from).
+The result is written to catalogs/identity/person_model.json and committed; evaluation against
+the simulator's truth is in benchmarks/bench_reconcile.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipelines.identity.link import COLUMNS, MODEL, settings, splink_db
+from pipelines.identity.person_model import COLUMNS, MODEL, settings, splink_db
 from pipelines.reports.files import write_atomically
 
 ANCHORS = """SELECT doc_key AS unique_id, name_simplified, name_pinyin,

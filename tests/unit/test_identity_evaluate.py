@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.catalog.identifiers import make_citizen_id, upgrade_15_to_18
-from pipelines.identity.evaluate import (
+from pipelines.identity.truth_eval import (
     _sql_upgrade_15_to_18,
     evaluate_person_linkage,
     format_summary,

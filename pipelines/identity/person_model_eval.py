@@ -10,7 +10,7 @@ the mention's own ID holder.
 
 from __future__ import annotations
 
-from pipelines.identity import link
+from pipelines.identity import person_model
 from pipelines.identity.linking import ID_UNIT
 from pipelines.identity.mentions import own_value_condition
 
@@ -33,7 +33,7 @@ def _candidates(with_birth: bool) -> str:
 def evaluate_model(con) -> dict:
     out = {}
     for name, with_birth in (("id_withheld", False), ("id_withheld_birth_known", True)):
-        links = link.predict_links(con, ANCHORS, _candidates(with_birth))
+        links = person_model.predict_links(con, ANCHORS, _candidates(with_birth))
         con.execute("CREATE OR REPLACE TEMP TABLE _model_links (m VARCHAR, a VARCHAR, p DOUBLE)")
         if links:
             con.executemany("INSERT INTO _model_links VALUES (?, ?, ?)", links)
