@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipelines.sim.config import SimConfig
+from pipelines.sim.faults import RateLimiter
 from pipelines.sim.feed import CursorError, decode_cursor, encode_cursor, page_body
 from pipelines.sim.objections import RESOURCES as OBJECTION_RESOURCES
 from pipelines.sim.objections import InvalidObjection, parse_body
@@ -103,13 +104,82 @@ class FaultMiddleware:
         return await self.app(scope, receive, send)
 
 
-def create_app(sim: Simulator) -> Starlette:
-    cfg = sim.cfg
-    tokens = Tokens(cfg.token_ttl)
-    from pipelines.sim.faults import RateLimiter
-    limiter = RateLimiter(cfg.rate_limit)
+class NodeApi:
+    """The token-scoped API a node calls: OAuth token, change feeds and snapshots of the API
+    resources, objections and their answers. Every data endpoint checks the token, the client's
+    rate limit and the expire_token fault first (`authorize`)."""
 
-    async def token(request: Request) -> Response:
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+        self.cfg = sim.cfg
+        self.tokens = Tokens(sim.cfg.token_ttl)
+        self.limiter = RateLimiter(sim.cfg.rate_limit)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/oauth/token", self.token, methods=["POST"]),
+            Route("/api/v1/resources/{resource}/changes", self.changes),
+            Route("/api/v1/resources/{resource}/snapshots", self.snapshots),
+            Route("/api/v1/resources/{resource}/snapshots/{snapshot_id}", self.snapshot_page),
+            Route("/api/v1/objections", self.objection, methods=["POST"]),
+            Route("/api/v1/objections/answers", self.objection_answers),
+        ]
+
+    # --- checks shared by the endpoints ----------------------------------------------------------
+    def authorize(self, request: Request):
+        """(client, node) or an error response: token, rate limit, expire_token fault."""
+        who = self.tokens.check(request.headers.get("authorization"))
+        if who is None:
+            return _err(401, "invalid_token")
+        ok, wait = self.limiter.allow(who[0])
+        if not ok:
+            return _err(429, "rate_limited", {"Retry-After": str(max(1, int(wait + 0.999)))})
+        if self.sim.faults.rates["expire_token"] > 0 and self.sim.faults.pick_expire():
+            return _err(401, "invalid_token", fault="expire_token")
+        return who
+
+    def guard(self, request: Request):
+        """(client, node, resource) or an error response."""
+        who = self.authorize(request)
+        if isinstance(who, Response):
+            return who
+        resource = request.path_params["resource"].upper()
+        if resource in BULK_RESOURCES:
+            return _err(403, "bulk_resource",
+                        detail=f"{resource} is delivered as bulk file drops, not over the API")
+        if resource not in API_RESOURCES:
+            return _err(404, "unknown_resource", detail=f"known: {list(API_RESOURCES)}")
+        return who[0], who[1], resource
+
+    @staticmethod
+    def paging(request: Request):
+        """(sequence number, limit) from the cursor and limit parameters, or an error response."""
+        try:
+            seq = decode_cursor(request.query_params.get("cursor"))
+        except CursorError:
+            return _err(400, "invalid_cursor")
+        raw = request.query_params.get("limit") or "5000"
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 10000:
+            return _err(400, "invalid_limit", detail="limit must be 1..10000")
+        return seq, limit
+
+    def paged(self, request: Request):
+        """Auth, resource and paging checks shared by the paged endpoints."""
+        g = self.guard(request)
+        if isinstance(g, Response):
+            return g
+        p = self.paging(request)
+        if isinstance(p, Response):
+            return p
+        return g[1], g[2], p[0], p[1]
+
+    # --- endpoints -------------------------------------------------------------------------------
+    async def token(self, request: Request) -> Response:
+        cfg = self.cfg
         body = (await request.body()).decode("utf-8", "replace")
         form = {k: v[0] for k, v in parse_qs(body).items()}
         cid, secret = form.get("client_id"), form.get("client_secret")
@@ -124,84 +194,35 @@ def create_app(sim: Simulator) -> Starlette:
         m = _CLIENT_RE.match(cid or "")
         if not m or not secrets.compare_digest(secret or "", cfg.client_secret):
             return _err(401, "invalid_client")
-        tok = tokens.issue(cid, m.group(1))
+        tok = self.tokens.issue(cid, m.group(1))
         return _json({"access_token": tok, "token_type": "Bearer", "expires_in": cfg.token_ttl})
 
-    def authorize(request: Request):
-        """(client, node) or an error response: token, rate limit, expire_token fault."""
-        who = tokens.check(request.headers.get("authorization"))
-        if who is None:
-            return _err(401, "invalid_token")
-        ok, wait = limiter.allow(who[0])
-        if not ok:
-            return _err(429, "rate_limited", {"Retry-After": str(max(1, int(wait + 0.999)))})
-        if sim.faults.rates["expire_token"] > 0 and sim.faults.pick_expire():
-            return _err(401, "invalid_token", fault="expire_token")
-        return who
-
-    def guard(request: Request):
-        """(client, node, resource) or an error response."""
-        who = authorize(request)
-        if isinstance(who, Response):
-            return who
-        resource = request.path_params["resource"].upper()
-        if resource in BULK_RESOURCES:
-            return _err(403, "bulk_resource",
-                        detail=f"{resource} is delivered as bulk file drops, not over the API")
-        if resource not in API_RESOURCES:
-            return _err(404, "unknown_resource", detail=f"known: {list(API_RESOURCES)}")
-        return who[0], who[1], resource
-
-    def paging(request: Request):
-        try:
-            seq = decode_cursor(request.query_params.get("cursor"))
-        except CursorError:
-            return _err(400, "invalid_cursor")
-        raw = request.query_params.get("limit") or "5000"
-        try:
-            limit = int(raw)
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 10000:
-            return _err(400, "invalid_limit", detail="limit must be 1..10000")
-        return seq, limit
-
-    def paged(request: Request):
-        """Auth, resource and paging checks shared by the paged endpoints."""
-        g = guard(request)
-        if isinstance(g, Response):
-            return g
-        p = paging(request)
-        if isinstance(p, Response):
-            return p
-        return g[1], g[2], p[0], p[1]
-
-    async def changes(request: Request) -> Response:
-        q = paged(request)
+    async def changes(self, request: Request) -> Response:
+        q = self.paged(request)
         if isinstance(q, Response):
             return q
         node, resource, seq, limit = q
-        recs, nxt, more = sim.feeds[resource].page(node, seq, limit)
+        recs, nxt, more = self.sim.feeds[resource].page(node, seq, limit)
         return Response(page_body(resource, recs, nxt, more), media_type="application/json")
 
-    async def snapshots(request: Request) -> Response:
-        g = guard(request)
+    async def snapshots(self, request: Request) -> Response:
+        g = self.guard(request)
         if isinstance(g, Response):
             return g
         _client, node, resource = g
-        feed = sim.feeds[resource]
+        feed = self.sim.feeds[resource]
         out = [{"snapshot_id": s.snapshot_id, "as_of": s.as_of,
                 "rows": len(feed.snapshot_rows(node, s)),
                 "feed_cursor": encode_cursor(feed.node_seq_of(node, s.log_pos))}
                for s in list(feed.snapshots)]
         return _json({"resource": resource, "snapshots": out})
 
-    async def snapshot_page(request: Request) -> Response:
-        q = paged(request)
+    async def snapshot_page(self, request: Request) -> Response:
+        q = self.paged(request)
         if isinstance(q, Response):
             return q
         node, resource, seq, limit = q
-        feed = sim.feeds[resource]
+        feed = self.sim.feeds[resource]
         sid = request.path_params["snapshot_id"]
         snap = next((s for s in feed.snapshots if s.snapshot_id == sid), None)
         if snap is None:
@@ -211,8 +232,8 @@ def create_app(sim: Simulator) -> Starlette:
         body = page_body(resource, rows[seq:end], max(end, seq), end < len(rows))
         return Response(body, media_type="application/json")
 
-    async def objection(request: Request) -> Response:
-        who = authorize(request)
+    async def objection(self, request: Request) -> Response:
+        who = self.authorize(request)
         if isinstance(who, Response):
             return who
         try:
@@ -221,26 +242,45 @@ def create_app(sim: Simulator) -> Starlette:
             return _err(400, "invalid_objection", detail=str(e))
         if body["resource"] not in OBJECTION_RESOURCES:
             return _err(404, "unknown_resource", detail=f"known: {list(OBJECTION_RESOURCES)}")
-        code, out = await run_in_threadpool(sim.receive_objection, who[1], body)
+        code, out = await run_in_threadpool(self.sim.receive_objection, who[1], body)
         return _json(out, code)
 
-    async def objection_answers(request: Request) -> Response:
-        who = authorize(request)
+    async def objection_answers(self, request: Request) -> Response:
+        who = self.authorize(request)
         if isinstance(who, Response):
             return who
-        p = paging(request)
+        p = self.paging(request)
         if isinstance(p, Response):
             return p
-        return Response(sim.objections.page(who[1], p[0], p[1]), media_type="application/json")
+        return Response(self.sim.objections.page(who[1], p[0], p[1]),
+                        media_type="application/json")
 
-    def loopback(request: Request) -> Response | None:
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
-            return _err(403, "admin_is_loopback_only")
-        return None
 
-    async def advance(request: Request) -> Response:
-        if (r := loopback(request)) is not None:
+def refuse_unless_loopback(request: Request) -> Response | None:
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        return _err(403, "admin_is_loopback_only")
+    return None
+
+
+class AdminApi:
+    """What tests and the demo drive the simulator with: advance the clock, read its status,
+    set fault and defect rates, write the ground truth. Loopback only, no auth."""
+
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/admin/advance", self.advance, methods=["POST"]),
+            Route("/admin/status", self.status),
+            Route("/admin/faults", self.faults, methods=["GET", "PUT"]),
+            Route("/admin/defects", self.defects, methods=["GET", "PUT"]),
+            Route("/admin/truth", self.truth, methods=["POST"]),
+        ]
+
+    async def advance(self, request: Request) -> Response:
+        if (r := refuse_unless_loopback(request)) is not None:
             return r
         try:
             days = int(request.query_params.get("days", "1"))
@@ -248,56 +288,47 @@ def create_app(sim: Simulator) -> Starlette:
             days = -1
         if days < 0 or days > 3660:
             return _err(400, "invalid_days")
-        return _json(await run_in_threadpool(sim.advance, days))
+        return _json(await run_in_threadpool(self.sim.advance, days))
 
-    async def status(request: Request) -> Response:
-        if (r := loopback(request)) is not None:
+    async def status(self, request: Request) -> Response:
+        if (r := refuse_unless_loopback(request)) is not None:
             return r
-        return _json(sim.status())
+        return _json(self.sim.status())
 
-    async def faults(request: Request) -> Response:
-        if (r := loopback(request)) is not None:
+    async def faults(self, request: Request) -> Response:
+        if (r := refuse_unless_loopback(request)) is not None:
             return r
         if request.method == "PUT":
             try:
-                sim.faults.update(orjson.loads(await request.body()))
+                self.sim.faults.update(orjson.loads(await request.body()))
             except (ValueError, TypeError, orjson.JSONDecodeError) as e:
                 return _err(400, "invalid_faults", detail=str(e))
-        return _json(sim.faults.rates)
+        return _json(self.sim.faults.rates)
 
-    async def defects(request: Request) -> Response:
-        if (r := loopback(request)) is not None:
+    async def defects(self, request: Request) -> Response:
+        if (r := refuse_unless_loopback(request)) is not None:
             return r
         if request.method == "PUT":
             try:
-                return _json(sim.set_defects(orjson.loads(await request.body())))
+                return _json(self.sim.set_defects(orjson.loads(await request.body())))
             except (ValueError, TypeError, orjson.JSONDecodeError) as e:
                 return _err(400, "invalid_defects", detail=str(e))
-        return _json(sim.defect_rates)
+        return _json(self.sim.defect_rates)
 
-    async def truth(request: Request) -> Response:
-        if (r := loopback(request)) is not None:
+    async def truth(self, request: Request) -> Response:
+        if (r := refuse_unless_loopback(request)) is not None:
             return r
-        path = await run_in_threadpool(sim.write_truth)
+        path = await run_in_threadpool(self.sim.write_truth)
         return _json({"dir": str(path.resolve())})
 
-    async def healthz(request: Request) -> Response:
-        return _json({"ok": True})
 
-    routes = [
-        Route("/oauth/token", token, methods=["POST"]),
-        Route("/api/v1/resources/{resource}/changes", changes),
-        Route("/api/v1/resources/{resource}/snapshots", snapshots),
-        Route("/api/v1/resources/{resource}/snapshots/{snapshot_id}", snapshot_page),
-        Route("/api/v1/objections", objection, methods=["POST"]),
-        Route("/api/v1/objections/answers", objection_answers),
-        Route("/admin/advance", advance, methods=["POST"]),
-        Route("/admin/status", status),
-        Route("/admin/faults", faults, methods=["GET", "PUT"]),
-        Route("/admin/defects", defects, methods=["GET", "PUT"]),
-        Route("/admin/truth", truth, methods=["POST"]),
-        Route("/healthz", healthz),
-    ]
+async def healthz(request: Request) -> Response:
+    return _json({"ok": True})
+
+
+def create_app(sim: Simulator) -> Starlette:
+    """The node API, the admin API and /healthz, behind the transport-fault middleware."""
+    routes = [*NodeApi(sim).routes(), *AdminApi(sim).routes(), Route("/healthz", healthz)]
     app = Starlette(routes=routes)
     return FaultMiddleware(app, sim)  # type: ignore[return-value]
 
