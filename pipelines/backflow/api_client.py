@@ -22,11 +22,17 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from pipelines.backflow.errors import TransientFailure
+
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """The API refused or kept failing. The message says what to check."""
+class ApiError(TransientFailure):
+    """The API refused or kept failing. The message says what to check.
+
+    Transient for the data: no batch is judged by it, and the next run repeats the request from
+    the kept cursor (a refused credential needs the operator first; the message says so).
+    """
 
 
 class PlatformUnreachable(ApiError):

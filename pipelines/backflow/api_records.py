@@ -48,7 +48,7 @@ def parse_records(resource: Resource, batch_id: str, mode: str,
     n = len(rows)
     if not n:  # nothing delivered: no columns to judge
         header = [f.code for f in resource.stored_fields] + ["CZLX", "GXSJ"]
-    plan = plan_header(resource, header)
+    plan = plan_header(resource, header, batch_id)
     removed = plan.forbidden + plan.undeclared
     cols = _columns(rows, plan.keep + removed)
     counts = {c: len(cols[c]) - cols[c].null_count for c in removed}

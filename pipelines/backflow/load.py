@@ -318,9 +318,9 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
                            f"({x.rule.reason_en}; allowed {x.rule.max_fail_rate:.1%})"
                            if x.rule.row_level else f"{x.rule.rule_id}: {x.observed} rows "
                            f"({x.rule.reason_en})" for x in blocked)
-        e = BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}")
-        e.contract_results = rows  # the load rolls back; the rejection records them
-        raise e
+        # the load rolls back; the rejection records the results
+        raise BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}",
+                            contract_results=rows)
     con.executemany("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows)
     failing = [x for x in results if x.failed and x.rule.severity == "error" and x.rule.row_level]

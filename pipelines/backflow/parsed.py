@@ -13,23 +13,34 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipelines.catalog.model import Resource
-from pipelines.backflow.drift import header_drift
+from pipelines.backflow.drift import Drift, header_drift
+from pipelines.backflow.errors import TerminalFailure
 
 STANDARD_FIELDS = ("CZLX", "GXSJ")
 LINEAGE_FIELDS = ("_file", "_line")
 
 
-class BatchRejected(Exception):
+class BatchRejected(TerminalFailure):
     """The batch is unusable as a whole (checksum, row count, truncation, missing part or key column).
 
-    Nothing of it is loaded; it is taken again when the provider delivers it again.
+    Nothing of it is loaded; it is taken again when the provider delivers it again. The evidence
+    the rejection records travels with it.
     """
 
-    def __init__(self, code: str, message: str, drift: list | None = None):
+    code: str
+    message: str
+    drift: list[Drift]  # schema drift: the exact differences (pipelines.backflow.drift)
+    batch_id: str | None  # None where the caller names the batch (a drop's folder)
+    contract_results: list[list]  # ops.contract_results rows of a contract that blocked the batch
+
+    def __init__(self, code: str, message: str, drift: list[Drift] | None = None, *,
+                 batch_id: str | None = None, contract_results: list[list] | None = None):
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
-        self.drift = list(drift or [])  # schema drift: the exact differences (pipelines.backflow.drift)
+        self.drift = list(drift or [])
+        self.batch_id = batch_id
+        self.contract_results = list(contract_results or [])
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,8 @@ class HeaderPlan:
         return bool(self.forbidden or self.undeclared)
 
 
-def plan_header(resource: Resource, header: list[str]) -> HeaderPlan:
-    """Decide what happens to each delivered column.
+def plan_header(resource: Resource, header: list[str], batch_id: str | None = None) -> HeaderPlan:
+    """Decide what happens to each delivered column (`batch_id` names the batch in a rejection).
 
     Extra columns (not shared, or not declared) are removed with an incident. A declared column that
     is absent rejects the batch whole (schema drift): its values may have arrived under another name
@@ -99,7 +110,8 @@ def plan_header(resource: Resource, header: list[str]) -> HeaderPlan:
             "schema_drift",
             f"{resource.code}: the delivered columns differ from the responsibility list: "
             + "; ".join(str(d) for d in drift) +
-            " — ask the provider to redeliver with the declared header", drift)
+            " — ask the provider to redeliver with the declared header", drift,
+            batch_id=batch_id)
     return HeaderPlan(keep, forbidden, undeclared)
 
 

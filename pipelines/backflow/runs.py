@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipelines.backflow import drops
-from pipelines.backflow.api_client import ApiError, Page, PlatformClient
+from pipelines.backflow.api_client import Page, PlatformClient
 from pipelines.backflow.api_records import parse_records
 from pipelines.catalog.model import Catalog, CatalogError, Resource
+from pipelines.backflow.errors import TransientFailure
 from pipelines.backflow.landing import land
 from pipelines.backflow.parsed import BatchRejected, Incident, ParsedBatch
 from pipelines.settings import Settings
@@ -137,10 +138,10 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                     delivery=Delivery(today, batch_dir.name, "loaded",
                                       batch.manifest.extracted_at)))
                 run.timed("load", t)
-            except BatchRejected as e:
+            except BatchRejected as e:  # terminal: recorded, taken again when redelivered
                 log.info("batch %s/%s rejected: %s", resource.code, batch_dir.name, e)
                 record_rejection(con, resource, batch_dir.name, e.code, e.message, e.drift,
-                                 today, getattr(e, "contract_results", ()),
+                                 today, e.contract_results,
                                  delivery=Delivery(today, batch_dir.name, "rejected"))
                 run.rejected.append((batch_dir.name, str(e)))
         _summarise(con, settings, resource, run)
@@ -202,15 +203,16 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                 if not reached_end:  # nothing new at the end of the feed: a delivery all the same
                     record_delivery(con, resource, Delivery(today, "pull-no-changes", "loaded"))
             except BatchRejected as e:
-                # The cursor stays before the rejected batch: every run asks again until the
-                # provider's feed delivers it in a usable form.
-                batch_id = getattr(e, "batch_id", "?")
+                # Terminal: the cursor stays before the rejected batch, so every run asks again
+                # until the provider's feed delivers it in a usable form. A rejection raised by
+                # load_batch does not name its batch: it is recorded under "?".
+                batch_id = e.batch_id or "?"
                 log.info("batch %s/%s rejected: %s", resource.code, batch_id, e)
                 record_rejection(con, resource, batch_id, e.code, e.message, e.drift,
-                                 today, getattr(e, "contract_results", ()),
+                                 today, e.contract_results,
                                  delivery=Delivery(today, batch_id, "rejected"))
                 run.rejected.append((batch_id, str(e)))
-            except ApiError as e:
+            except TransientFailure as e:  # the platform (ApiError): nothing recorded, next run
                 run.failed = str(e)
             run.api_stats = dict(client.stats)
             _summarise(con, settings, resource, run)
@@ -220,20 +222,12 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
     return run
 
 
-def _parse_page(resource, batch_id: str, mode: str, label: str, records) -> ParsedBatch:
-    try:
-        return parse_records(resource, batch_id, mode, [(label, records)])
-    except BatchRejected as e:
-        e.batch_id = batch_id  # type: ignore[attr-defined]
-        raise
-
-
 def _take_snapshot(con, settings, catalog, client, resource, snap, run) -> str:
     batch_id = f"snap-{snap.snapshot_id}"
     def fetch(cur: str) -> Page:
         return client.snapshot_page(resource.code, snap.snapshot_id, cur, settings.api_page_size)
 
-    parts = [_parse_page(resource, batch_id, "full", f"snapshot-p{n:05d}", page.records)
+    parts = [parse_records(resource, batch_id, "full", [(f"snapshot-p{n:05d}", page.records)])
              for n, page in enumerate(_pages(fetch, "", resource.code), start=1)]
     parsed = _combine(resource, batch_id, "full", parts)
     folder, rows = land(settings.landing, resource.provider, parsed,
@@ -299,8 +293,8 @@ def _follow_changes(con, settings, catalog, client, resource, cursor: str, done:
         batch_id = f"chg-{done + 1:08d}"  # same start cursor after a crash -> same batch id
         n += 1
         if page.records:
-            parts.append(_parse_page(resource, batch_id, "incremental", f"page-{n:05d}",
-                                     page.records))
+            parts.append(parse_records(resource, batch_id, "incremental",
+                                       [(f"page-{n:05d}", page.records)]))
             rows += len(page.records)
         cursor = page.next_cursor
         if rows and (rows >= settings.api_batch_rows or not page.has_more):
