@@ -341,13 +341,28 @@ def _pair(w: World, rng, men: np.ndarray, women: np.ndarray, start: int) -> tupl
 
 
 def _persons(w: World, rng: np.random.Generator) -> None:
-    cfg, d, c = w.cfg, w.data, w.cols
-    start = cfg.start_ordinal
-    n = cfg.scale
-    n0 = int(round(n * 0.62))
-    nc = n - n0
+    """The population on the start day, one step after another. The steps draw from one
+    generator in this order, so the order is part of the seed's meaning: a step moved or a draw
+    added changes every world after it."""
+    n0 = int(round(w.cfg.scale * 0.62))
+    base = _base_generation(w, rng, n0)
+    hus, wif, mdates = _base_couples(w, rng, base)
+    kids, twin2, birth_county = _children(w, rng, hus, wif, mdates, w.cfg.scale - n0)
+    _adult_children_move(w, rng, kids)
+    h2, w2, md2 = _second_generation_couples(w, rng, kids)
+    _assign_person_ids(w, rng, base, kids, birth_county)
+    _addresses(w, rng, hus, wif, h2, w2, kids)
+    _unmarried_twins_live_together(w, kids, twin2, h2, w2)
+    _marriages_and_divorces(w, rng, np.concatenate([hus, h2]), np.concatenate([wif, w2]),
+                            np.concatenate([mdates, md2]))
+    _deaths(w, rng)
+    _last_years_moves(w, rng)
+    _last_ps_update(w, rng)
 
-    # base generation: born 1935..1998
+
+def _base_generation(w: World, rng, n0: int) -> np.ndarray:
+    """n0 persons born 1935..1998 in counties weighted by group; returns their pids."""
+    d, c = w.data, w.cols
     base = w.grow(n0)
     groups = _pick(rng, n0, [g.weight for g in d.groups])
     c["county"][base] = _counties_in_group(w, rng, groups)
@@ -357,18 +372,28 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["eth"][base] = _ethnicity(w, rng, groups)
     c["surname"][base] = _pick(rng, n0, d.surname_w)
     c["g1"][base], c["g2"][base] = given_names(w, rng, c["sex"][base])
+    return base
 
-    # couples among the base generation (about 88% ever marry)
-    marry = rng.random(n0) < 0.88
+
+def _base_couples(w: World, rng, base: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Couples among the base generation (about 88% ever marry); most wives moved hukou to the
+    husband's county. Returns (husbands, wives, marriage days)."""
+    c, start = w.cols, w.cfg.start_ordinal
+    marry = rng.random(len(base)) < 0.88
     men = base[marry & (c["sex"][base] == 1)]
     women = base[marry & (c["sex"][base] == 2)]
     hus, wif = _pair(w, rng, men, women, start)
     mdates = _marriage_dates(w, rng, hus, wif, start)
-    # most wives moved hukou to the husband's county
     follow = rng.random(len(wif)) < 0.8
     c["county"][wif[follow]] = c["county"][hus[follow]]
+    return hus, wif, mdates
 
-    # children of base couples
+
+def _children(w: World, rng, hus, wif, mdates, nc: int) -> tuple[np.ndarray, ...]:
+    """nc children of base couples (fertility by the mother's birth cohort; about 1% are the
+    second of twins), in their mother's county. Returns (pids, index of each second twin among
+    them, county of birth)."""
+    c, start = w.cols, w.cfg.start_ordinal
     fert = np.where(c["birth"][wif] < days_of(dt.date(1960, 1, 1)), 2.4,
                     np.where(c["birth"][wif] < days_of(dt.date(1976, 1, 1)), 1.5, 1.1))
     lo_b = mdates + 300
@@ -396,23 +421,32 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["g1"][kids], c["g2"][kids] = given_names(w, rng, c["sex"][kids])
     c["eth"][kids] = np.where(rng.random(nc) < 0.5, c["eth"][fa], c["eth"][mo])
     c["county"][kids] = c["county"][mo]
-    birth_county = c["county"][kids].copy()
     # twins share everything but sex/name/sequence: same county already (same mother)
-    # adult children often live elsewhere
-    age = (start - births) / YEAR
-    adult = age >= 18
-    move_local = adult & (rng.random(nc) < 0.25)
-    move_far = adult & ~move_local & (rng.random(nc) < 0.06)
+    return kids, twin2, c["county"][kids].copy()
+
+
+def _age_at_start(w: World, pids: np.ndarray) -> np.ndarray:
+    return (w.cfg.start_ordinal - w.cols["birth"][pids]) / YEAR
+
+
+def _adult_children_move(w: World, rng, kids: np.ndarray) -> None:
+    """Adult children often live elsewhere: a quarter in their group, 6% of the rest further."""
+    d, c = w.data, w.cols
+    adult = _age_at_start(w, kids) >= 18
+    move_local = adult & (rng.random(len(kids)) < 0.25)
+    move_far = adult & ~move_local & (rng.random(len(kids)) < 0.06)
     kg = np.array([d.counties[i].group for i in c["county"][kids]])
     c["county"][kids[move_local]] = _counties_in_group(w, rng, kg[move_local])
     far_groups = _pick(rng, int(move_far.sum()), [g.weight for g in d.groups])
     c["county"][kids[move_far]] = _counties_in_group(w, rng, far_groups)
 
-    # second-generation couples among adult children
-    cb = c["birth"][kids]
-    age_k = (start - cb) / YEAR
-    pm = np.clip((age_k - 22) / 8, 0, 0.85)
-    wants = rng.random(nc) < pm
+
+def _second_generation_couples(w: World, rng, kids: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Couples among adult children, never siblings; 70% of wives moved to the husband's county.
+    Returns (husbands, wives, marriage days)."""
+    c, start = w.cols, w.cfg.start_ordinal
+    pm = np.clip((_age_at_start(w, kids) - 22) / 8, 0, 0.85)
+    wants = rng.random(len(kids)) < pm
     men2 = kids[wants & (c["sex"][kids] == 1)]
     women2 = kids[wants & (c["sex"][kids] == 2)]
     h2, w2 = _pair(w, rng, men2, women2, start)
@@ -421,28 +455,41 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     md2 = _marriage_dates(w, rng, h2, w2, start)
     follow = rng.random(len(w2)) < 0.7
     c["county"][w2[follow]] = c["county"][h2[follow]]
+    return h2, w2, md2
 
-    # IDs: address code of the county where (and when) the number was assigned
+
+def _assign_person_ids(w: World, rng, base, kids, birth_county) -> None:
+    """ID numbers from the address code of the county where (and when) each was assigned: the
+    birth county for children, for 10% of the base generation another county of their group."""
+    d, c = w.data, w.cols
     all_p = np.arange(w.n)
     assign_county = c["county"][all_p].copy()
     assign_county[kids] = birth_county
-    far_origin = rng.random(n0) < 0.1  # some base persons were born elsewhere in their group
+    far_origin = rng.random(len(base)) < 0.1
     bg = np.array([d.counties[i].group for i in assign_county[base]])
     assign_county[base[far_origin]] = _counties_in_group(w, rng, bg[far_origin])
     assign_day = np.maximum(c["birth"][all_p], ID_SYSTEM_FROM + rng.integers(0, 1500, w.n))
     assign_day = np.where(c["birth"][all_p] >= ID_SYSTEM_FROM, c["birth"][all_p], assign_day)
     assign_ids(w, all_p, assign_county, assign_day, rng)
-    c["addr"][all_p] = rng.integers(0, 2**31 - 1, w.n)
-    # a married couple sharing a county shares the address
+
+
+def _addresses(w: World, rng, hus, wif, h2, w2, kids) -> None:
+    """A random address each; a couple sharing a county shares it; minors live with their
+    mother (her county and address)."""
+    c = w.cols
+    c["addr"][np.arange(w.n)] = rng.integers(0, 2**31 - 1, w.n)
     same = c["county"][wif] == c["county"][hus]
     c["addr"][wif[same]] = c["addr"][hus[same]]
     same2 = c["county"][w2] == c["county"][h2]
     c["addr"][w2[same2]] = c["addr"][h2[same2]]
-    young = kids[age < 18]
+    young = kids[_age_at_start(w, kids) < 18]
     c["addr"][young] = c["addr"][c["mother"][young]]
     c["county"][young] = c["county"][c["mother"][young]]
 
-    # unmarried twins live together: same hukou county and address
+
+def _unmarried_twins_live_together(w: World, kids, twin2, h2, w2) -> None:
+    """Same hukou county and address for twins neither of whom married."""
+    c = w.cols
     t1, t2 = kids[twin2 - 1], kids[twin2]
     paired = np.zeros(w.n, dtype=bool)
     paired[h2] = paired[w2] = True
@@ -450,10 +497,11 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["county"][t2[home]] = c["county"][t1[home]]
     c["addr"][t2[home]] = c["addr"][t1[home]]
 
-    # marriages and divorces (records exist from 2004 on: split authority before that)
-    all_h = np.concatenate([hus, h2])
-    all_w = np.concatenate([wif, w2])
-    all_md = np.concatenate([mdates, md2])
+
+def _marriages_and_divorces(w: World, rng, all_h, all_w, all_md) -> None:
+    """Marital status and spouses (12% divorced before the start) and the marriage registry's
+    records (which exist from 2004 on: split authority before that)."""
+    c, start = w.cols, w.cfg.start_ordinal
     first = rng.random(len(all_h)) < 0.85
     div_p = rng.random(len(all_h)) < 0.12
     ddate = all_md + (365 + rng.random(len(all_h)) * 15 * YEAR).astype(np.int64)
@@ -467,7 +515,11 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["marital"][all_w] = np.where(married_now, code_m, 40)
     _marriage_records(w, rng, all_h, all_w, all_md, ddate, divorced)
 
-    # deaths in the last three years; mortality rises with age
+
+def _deaths(w: World, rng) -> None:
+    """Deaths in the last three years (mortality rises with age), their cancellation lag, the
+    surviving spouse widowed, and the cremations."""
+    c, start = w.cols, w.cfg.start_ordinal
     age_all = (start - c["birth"][: w.n]) / YEAR
     m = 0.0004 * np.exp(0.085 * (age_all - 30))
     dies = rng.random(w.n) < 1 - np.exp(-3 * np.minimum(m, 0.5))
@@ -490,7 +542,11 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     c["spouse"][sp[has_sp]] = -1
     c["spouse"][dead] = -1
 
-    # last year's hukou moves (delivered as the initial PS_HUKOU_MOVE incremental)
+
+def _last_years_moves(w: World, rng) -> None:
+    """Hukou moves of 1.5% of living adults over the last year (delivered as the initial
+    PS_HUKOU_MOVE incremental), in day order."""
+    c, start = w.cols, w.cfg.start_ordinal
     alive = np.nonzero(c["death"][: w.n] < 0)[0]
     adults = alive[(start - c["birth"][alive]) > 18 * YEAR]
     movers = adults[rng.random(len(adults)) < 0.015]
@@ -501,7 +557,11 @@ def _persons(w: World, rng: np.random.Generator) -> None:
     for pid, day, is_far in zip(movers.tolist(), mdays.tolist(), far.tolist(), strict=True):
         move_person(w, rng, pid, day, is_far, day * 86400 + int(rng.integers(32400, 64800)))
 
-    # last PS update time
+
+def _last_ps_update(w: World, rng) -> None:
+    """Each record's last PS update time (GXSJ): a working hour since 2012, or the cancellation
+    day for a death already registered; never earlier than a change made above."""
+    c, start = w.cols, w.cfg.start_ordinal
     upd_lo = np.maximum(c["birth"][: w.n] + 20, days_of(dt.date(2012, 1, 1)))
     upd = upd_lo + (rng.random(w.n) * np.maximum(start - 1 - upd_lo, 1)).astype(np.int64)
     g = upd * 86400 + rng.integers(8 * 3600, 18 * 3600, w.n)
