@@ -43,7 +43,7 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _sql_upgrade_15_to_18(first17: str) -> str:
+def sql_upgrade_15_to_18(first17: str) -> str:
     """SQL twin of identifiers.upgrade_15_to_18 on a column holding the 17 digits (with '19'
     inserted): ISO 7064 MOD 11-2, weight of position i (0-based) = 2^(17-i) mod 11."""
     weighted = " + ".join(f"CAST(substr({first17}, {i + 1}, 1) AS INTEGER) * {pow(2, 17 - i, 11)}"
@@ -85,7 +85,7 @@ def evaluate_person_linkage(con, truth_dir: Path) -> dict:
                 FROM m
             ), k AS (
                 SELECT * EXCLUDE (first17, key_id),
-                       CASE WHEN first17 IS NOT NULL THEN {_sql_upgrade_15_to_18('first17')}
+                       CASE WHEN first17 IS NOT NULL THEN {sql_upgrade_15_to_18('first17')}
                             ELSE key_id END AS clean_id
                 FROM m15
             ), truth_record AS (  -- one entity per clean key (min() only guards the join)

@@ -17,9 +17,9 @@ import pytest
 
 from pipelines.catalog.identifiers import make_citizen_id, upgrade_15_to_18
 from pipelines.identity.truth_eval import (
-    _sql_upgrade_15_to_18,
     evaluate_person_linkage,
     format_summary,
+    sql_upgrade_15_to_18,
 )
 
 pytestmark = pytest.mark.unit
@@ -169,7 +169,7 @@ def test_the_sql_upgrade_matches_the_python_one():
              for y in range(0, 100, 7)]
     ids15 = [i[:6] + i[8:17] for i in ids15]
     got = duckdb.sql(
-        f"SELECT {_sql_upgrade_15_to_18('f17')} FROM (SELECT unnest(?) AS id15) t, "
+        f"SELECT {sql_upgrade_15_to_18('f17')} FROM (SELECT unnest(?) AS id15) t, "
         "LATERAL (SELECT substr(id15, 1, 6) || '19' || substr(id15, 7) AS f17) ORDER BY id15",
         params=[ids15]).fetchall()
     assert [g for (g,) in got] == [upgrade_15_to_18(i) for i in sorted(ids15)]
