@@ -19,6 +19,7 @@ import pyarrow as pa
 from pipelines.governance import timeliness
 from pipelines.catalog.model import Catalog
 from pipelines.warehouse.sql import load_sql
+from pipelines.reports.formatting import beijing_now
 from pipelines.reports.scorecard_html import (
     RuleRow,
     Scorecard,
@@ -127,7 +128,7 @@ def render(con, catalog: Catalog, today: dt.date, out_dir: Path) -> Path | None:
     days, months = periods(con, today)
     if not days:
         return None
-    generated = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    generated = beijing_now()
     nav = tuple((f"月 {m:%Y-%m}", page_name("month", m)) for m in months) + tuple(
         (f"{d:%m-%d}", page_name("day", d)) for d in days[-TREND_DAYS:])
     latest = None

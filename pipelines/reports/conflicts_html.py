@@ -7,8 +7,8 @@ conflicts themselves with both sides, oldest first.
 
 Same conventions as the provider scorecard (scorecard_html.py): self-contained (inline <style>,
 inline SVG, no JavaScript, fonts or CDNs), well-formed XML, bilingual labels (Chinese first),
-rendered by Jinja2 with autoescaping on, so every value from the table is data and is escaped.
-Template: assets/templates/conflicts.html.j2.
+rendered through the shared environment (templates.py: autoescaped, so every value from the table
+is data and is escaped; formatting.py's filters). Template: assets/templates/conflicts.html.j2.
 
 The aggregations run in DuckDB (the table may be large); only the detail rows, capped at
 DETAIL_LIMIT, come back to Python.
@@ -17,17 +17,13 @@ DETAIL_LIMIT, come back to Python.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from pipelines.catalog.divisions import DivisionTable
 from pipelines.reports.files import write_atomically
-from pipelines.reports.scorecard_html import NO_VALUE, fmt_int
 from pipelines.reports.templates import environment
 
 TEMPLATE_NAME = "conflicts.html.j2"
@@ -277,25 +273,6 @@ def bar_chart(kinds: list[KindLine]) -> BarChart:
 
 # --- page --------------------------------------------------------------------------------------
 
-def fmt_when(x: dt.date | dt.datetime | None) -> str:
-    """Dates as 2026-10-03, timestamps to the second; None -> '—'."""
-    if x is None:
-        return NO_VALUE
-    if isinstance(x, dt.datetime):
-        return x.strftime("%Y-%m-%d %H:%M:%S")
-    return x.isoformat()
-
-
-def fmt_text(x: Any) -> str:
-    """None (and '') -> '—', so an empty cell is visibly empty rather than blank."""
-    return NO_VALUE if x is None or x == "" else str(x)
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    return environment({"num": fmt_int, "when": fmt_when, "text": fmt_text})
-
-
 def render_conflicts(con: Any, today: dt.date) -> str:
     """The conflict report as one self-contained HTML5 page (also well-formed XML)."""
     total, open_, resolved, objections, last_detected = con.execute(_HEADLINE_SQL).fetchall()[0]
@@ -310,7 +287,7 @@ def render_conflicts(con: Any, today: dt.date) -> str:
         regions = region_lines(con, region_name)
         ages = age_lines(con, today)
         conflicts = conflict_lines(con, today, region_name)
-    return _environment().get_template(TEMPLATE_NAME).render(
+    return environment().get_template(TEMPLATE_NAME).render(
         today=today,
         headline=headline,
         kinds=kinds,

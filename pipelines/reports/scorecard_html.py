@@ -9,24 +9,19 @@ other tools can read it with xml.etree.
 Template: assets/templates/scorecard.html.j2 (+ _line_chart.svg.j2), rendered by Jinja2 with
 autoescaping on; every string from the card is data and is escaped.
 
-Number formats: counts with thousands separators (12,345); shares as percentages with one
-decimal, truncated rather than rounded, so a value shown as 99.5% really is >= 99.5% and 100.0%
-means every batch/row, never 99.96%; None (nothing to measure) shows as "—".
+Numbers, shares and missing values are shown as every report shows them (formatting.py).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
-import jinja2
-
 from pipelines.reports.files import write_atomically
+from pipelines.reports.formatting import clean_share, fmt_pct
 from pipelines.reports.templates import environment
 
 TEMPLATE_NAME = "scorecard.html.j2"
@@ -52,7 +47,6 @@ STATUS_LABELS = {
     "grey": "灰 / No data",
 }
 
-NO_VALUE = "—"
 NO_DATA = "无数据 / no data"
 
 PERIOD_KINDS = {  # kind -> (report zh, report en, x axis zh, x axis en)
@@ -134,45 +128,7 @@ class Scorecard:
     other_periods: tuple[tuple[str, str], ...] = ()  # (label, relative href) to sibling pages
 
 
-# --- formatting and classification -------------------------------------------------------------
-
-def _clean(x: float | None) -> float | None:
-    """None and NaN (pandas' missing value) both mean 'not measurable'.
-
-    Values are snapped to 9 decimals so float noise from weighting (0.7999999999999999) neither
-    truncates to 79.9% nor drops a share just under a threshold it actually meets.
-    """
-    if x is None:
-        return None
-    x = float(x)
-    if math.isnan(x):
-        return None
-    return x if math.isinf(x) else round(x, 9)
-
-
-def fmt_pct(x: float | None) -> str:
-    """0.8 -> '80.0%'; truncated to one decimal (never rounded up to a threshold); None -> '—'."""
-    x = _clean(x)
-    if x is None or math.isinf(x):
-        return NO_VALUE
-    d = (Decimal(repr(x)) * 100).quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
-    return f"{d}%"
-
-
-def fmt_rate(x: float | None) -> str:
-    """Like fmt_pct, but a small non-zero rate shows as '<0.1%' rather than a misleading '0.0%'."""
-    x = _clean(x)
-    if x is not None and 0 < x < 0.001:
-        return "<0.1%"
-    return fmt_pct(x)
-
-
-def fmt_int(n: int | None) -> str:
-    """12345 -> '12,345'; None -> '—'."""
-    if n is None:
-        return NO_VALUE
-    return f"{int(n):,}"
-
+# --- classification ----------------------------------------------------------------------------
 
 def ratio(num: int, den: int) -> float | None:
     return None if den == 0 else num / den
@@ -180,7 +136,7 @@ def ratio(num: int, den: int) -> float | None:
 
 def classify(validity: float | None, on_time_rate: float | None) -> str:
     """'green' | 'amber' | 'red' | 'grey' per the thresholds above."""
-    v, t = _clean(validity), _clean(on_time_rate)
+    v, t = clean_share(validity), clean_share(on_time_rate)
     if v is None and t is None:
         return "grey"
 
@@ -198,7 +154,7 @@ def _weighted(rows: Iterable[ScoreRow], attr: str) -> float | None:
     """Mean of a share weighted by rows_received; rows with no value or no rows carry no weight."""
     total = weight = 0
     for r in rows:
-        v = _clean(getattr(r, attr))
+        v = clean_share(getattr(r, attr))
         if v is None or r.rows_received <= 0:
             continue
         total += v * r.rows_received
@@ -429,7 +385,7 @@ def build_chart(
     periods = sorted({p.period for p in trend})
     values: dict[tuple[str, str], float | None] = {}
     for p in trend:
-        values[(p.provider, p.period)] = _clean(getattr(p, metric))
+        values[(p.provider, p.period)] = clean_share(getattr(p, metric))
 
     in_trend = {p.provider for p in trend}
     shown = [(i, code, label) for i, (code, label) in enumerate(providers) if code in in_trend]
@@ -517,11 +473,6 @@ def _check_href(href: str) -> str:
     return h
 
 
-@functools.cache
-def _environment() -> jinja2.Environment:
-    return environment({"pct": fmt_pct, "num": fmt_int, "rate": fmt_rate})
-
-
 def render_scorecard(card: Scorecard) -> str:
     """The scorecard as one self-contained HTML5 page (also well-formed XML)."""
     if card.period_kind not in PERIOD_KINDS:
@@ -553,7 +504,7 @@ def render_scorecard(card: Scorecard) -> str:
     ]
 
     kind_zh, kind_en, _, _ = PERIOD_KINDS[card.period_kind]
-    return _environment().get_template(TEMPLATE_NAME).render(
+    return environment().get_template(TEMPLATE_NAME).render(
         card=card,
         kind_zh=kind_zh,
         kind_en=kind_en,

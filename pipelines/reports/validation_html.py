@@ -7,17 +7,14 @@ batch (the report says why it was blocked).
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
-from pipelines import paths
 from pipelines.reports.files import write_atomically
+from pipelines.reports.formatting import beijing_now
+from pipelines.reports.templates import environment
 
-TEMPLATE_DIR = paths.HTML_TEMPLATES
+TEMPLATE_NAME = "validation.html.j2"
 EXAMPLES_PER_RULE = 5
 
 
@@ -85,18 +82,12 @@ def rule_lines(results) -> tuple[RuleLine, ...]:
     return tuple(out)
 
 
-@functools.cache
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
-    return env.get_template("validation.html.j2")
-
-
 def write_validation(v: Validation, out_dir: Path) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in v.batch_id)
-    return write_atomically(_template().render(v=v), out_dir / v.resource / f"{safe}.html")
+    page = environment().get_template(TEMPLATE_NAME).render(v=v)
+    return write_atomically(page, out_dir / v.resource / f"{safe}.html")
 
 
 def now_text() -> str:
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S %z")
+    """When the validation ran, in Beijing time to the second (the page's validated_at)."""
+    return beijing_now().strftime("%Y-%m-%d %H:%M:%S %z")

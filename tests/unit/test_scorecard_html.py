@@ -16,15 +16,13 @@ import pytest
 
 from pipelines.reports import files as report_files
 from pipelines.reports import scorecard_html as sc
+from pipelines.reports.formatting import fmt_int, fmt_pct, fmt_rate
 from pipelines.reports.scorecard_html import (
     RuleRow,
     Scorecard,
     ScoreRow,
     TrendPoint,
     classify,
-    fmt_int,
-    fmt_pct,
-    fmt_rate,
     render_scorecard,
     series_style,
     write_scorecard,
