@@ -16,6 +16,17 @@ import pyarrow.parquet as pq
 
 from pipelines.catalog.model import Catalog, Resource
 from pipelines.governance import objections, timeliness
+from pipelines.backflow.batch_tables import (
+    CONTRACT_FAILED,
+    LANDED,
+    MULTI_VERSION_KEYS,
+    NEW,
+    PROBLEMS,
+    SUPERSEDED,
+    TOUCHED_KEYS,
+    TYPED,
+    drop_batch_tables,
+)
 from pipelines.backflow.landing import read_meta
 from pipelines.backflow.parsed import BatchRejected
 from pipelines.settings import BEIJING, business_today
@@ -90,136 +101,191 @@ def load_batch(con, catalog: Catalog, resource: Resource, folder: Path, *,
     if batch_status(con, resource.code, batch_id) == "loaded":
         return LoadResult(resource.code, batch_id, meta["received"], 0, 0, 0, 0, 0, skipped=True)
     t0 = time.perf_counter()
-    with transaction(con):
-        result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts,
-                       today or business_today(), report_dir)
-        if cursor is not None:
-            con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
-                SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
-                ops.cursors.snapshot_id), updated_at = excluded.updated_at""",
-                        [resource.code, cursor[0], cursor[1], dt.datetime.now(dt.UTC)])
-        if delivery is not None:
-            timeliness.record_delivery(con, resource, delivery)
-        con.execute("""UPDATE ops.batches SET elapsed_s = ? WHERE resource = ? AND batch_id = ?""",
-                    [time.perf_counter() - t0, resource.code, batch_id])
+    try:
+        with transaction(con):
+            result = _load(con, catalog, resource, folder, meta, extracted_at, rows, contracts,
+                           today or business_today(), report_dir)
+            if cursor is not None:
+                con.execute("""INSERT INTO ops.cursors VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE
+                    SET cursor = excluded.cursor, snapshot_id = coalesce(excluded.snapshot_id,
+                    ops.cursors.snapshot_id), updated_at = excluded.updated_at""",
+                            [resource.code, cursor[0], cursor[1], dt.datetime.now(dt.UTC)])
+            if delivery is not None:
+                timeliness.record_delivery(con, resource, delivery)
+            con.execute("UPDATE ops.batches SET elapsed_s = ? WHERE resource = ? AND batch_id = ?",
+                        [time.perf_counter() - t0, resource.code, batch_id])
+    finally:
+        drop_batch_tables(con)
     return result
 
 
 def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
           extracted_at: dt.datetime | None, rows: pa.Table | None, contracts: bool,
           today: dt.date, report_dir: Path | None) -> LoadResult:
+    """The steps of a load, in order, over the batch's working tables (backflow/batch_tables.py)."""
     batch_id = meta["batch_id"]
     now = dt.datetime.now(dt.UTC)
     seq = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM ops.batches").fetchall()[0][0]
-    if meta["received"] >= VID_STRIDE // 2:  # its rows and a snapshot's deletes share one stride
-        raise BatchRejected("batch_too_large", f"{r.code}/{batch_id}: {meta['received']:,} rows "
-                            f"in one batch; split it into batches under {VID_STRIDE // 2:,} rows")
-    stored = [f.code for f in r.stored_fields]
-    landed_cols = stored + ["CZLX", "GXSJ"]
+    _refuse_too_large(r, batch_id, meta["received"])
+    landed_cols = [f.code for f in r.stored_fields] + ["CZLX", "GXSJ"]
     # The landed rows are scanned in place as Arrow (no copy into DuckDB).
-    con.register("s", rows if rows is not None else pq.read_table(folder / "rows.parquet"))
-
-    # 1. Row-level problems: the row goes to quarantine with every failing field, and is not loaded.
-    problems = "list_filter([" + ", ".join(problem_exprs(r, catalog.standard_fields)) + \
-               "], lambda x: x IS NOT NULL)"
-    # The raw line is rebuilt only for failing rows (string building for every row is the cost).
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE p AS SELECT _ord, _file, _line, unnest(probs) AS prob,
-            {raw_line_expr(landed_cols)} AS raw_line, {record_key_expr(r)} AS record_key
-        FROM (SELECT *, {problems} AS probs FROM s) s WHERE len(probs) > 0""")
-    con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, _file, _line, prob.field,
-        prob.reason_code, prob.reason, raw_line, ?, record_key FROM p ORDER BY _ord""",
-                [r.code, batch_id, now])
-    con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, file, line, NULL, reason_code, reason,
-        raw_line, ?, NULL FROM read_parquet(?) ORDER BY file, line""",
-                [r.code, batch_id, now, str(folder / "rejected.parquet")])
-    quarantined = con.execute("SELECT count(DISTINCT _ord) FROM p").fetchall()[0][0] + \
+    con.register(LANDED, rows if rows is not None else pq.read_table(folder / "rows.parquet"))
+    quarantined = _quarantine_problems(con, catalog, r, batch_id, folder, landed_cols, now) + \
         meta["rejected_rows"]
     _reject_retyped(con, r, batch_id)
-
-    # 2. Typed rows with a content hash (what a version says, without CZLX/GXSJ).
-    typed = ", ".join(f"{typed_expr(f)} AS {ident(f.code)}" for f in r.stored_fields)
-    hash_src = ", ".join(f"coalesce(CAST({typed_expr(f)} AS VARCHAR), '\\N')"
-                         for f in r.stored_fields)
-    gxsj = typed_expr(next(f for f in catalog.standard_fields if f.code == "GXSJ"))
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE t AS SELECT {typed}, s."CZLX" AS _op,
-        {gxsj} AS _gxsj, md5(concat_ws(chr(31), {hash_src})) AS _row_hash, s._file, s._line,
-        s._ord FROM s ANTI JOIN p USING (_ord)""")
-
-    # 2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
-    #     quarantine with the rule id; a rule failing more than its threshold blocks the batch.
+    _type_rows(con, catalog, r)
     if contracts:
         quarantined += _apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now,
                                        report_dir)
     # Records arriving again and passing every rule close their open objections (corrected).
-    objections.close_corrected(con, r, batch_id, "t", now, today)
+    objections.close_corrected(con, r, batch_id, TYPED, now, today)
+    superseded = _find_superseded(con, r)
+    staged = _add_versions(con, r, batch_id, seq, now)
+    deleted = 0
+    if meta["mode"] == "full":
+        deleted = _delete_unmentioned(con, r, batch_id, seq, extracted_at or now, now)
+    _rederive_validity(con, r, batch_id)
+    # Objections for quarantined records the provider must fix.
+    objections.raise_for_batch(con, r, batch_id, _objection_reasons(catalog, r), now, today)
+    _record_incidents(con, r, batch_id, meta["incidents"], now)
+    received = meta["received"]
+    _check_accounting(r, batch_id, received, staged, quarantined, superseded)
+    _record_batch(con, r, folder, meta, seq, extracted_at, now, today,
+                  (received, staged, quarantined, superseded, deleted))
+    return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
+                      len(meta["incidents"]))
 
-    # 3. Superseded duplicates: the same change again in this batch, or a version already held.
+
+def _refuse_too_large(r: Resource, batch_id: str, received: int) -> None:
+    if received >= VID_STRIDE // 2:  # its rows and a snapshot's deletes share one stride
+        raise BatchRejected("batch_too_large", f"{r.code}/{batch_id}: {received:,} rows "
+                            f"in one batch; split it into batches under {VID_STRIDE // 2:,} rows")
+
+
+def _quarantine_problems(con, catalog: Catalog, r: Resource, batch_id: str, folder: Path,
+                         landed_cols: list[str], now: dt.datetime) -> int:
+    """1. Row-level problems: the row goes to quarantine with every failing field, and is not
+    loaded; so do the rows the parser could not read (rejected.parquet). Returns the rows with a
+    problem (the unreadable ones are counted in the batch's meta)."""
+    problems = "list_filter([" + ", ".join(problem_exprs(r, catalog.standard_fields)) + \
+               "], lambda x: x IS NOT NULL)"
+    # The raw line is rebuilt only for failing rows (string building for every row is the cost).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {PROBLEMS} AS SELECT _ord, _file, _line,
+            unnest(probs) AS prob, {raw_line_expr(landed_cols)} AS raw_line,
+            {record_key_expr(r)} AS record_key
+        FROM (SELECT *, {problems} AS probs FROM {LANDED} s) s WHERE len(probs) > 0""")
+    con.execute(f"""INSERT INTO ops.quarantine SELECT ?, ?, _file, _line, prob.field,
+        prob.reason_code, prob.reason, raw_line, ?, record_key FROM {PROBLEMS} ORDER BY _ord""",
+                [r.code, batch_id, now])
+    con.execute("""INSERT INTO ops.quarantine SELECT ?, ?, file, line, NULL, reason_code, reason,
+        raw_line, ?, NULL FROM read_parquet(?) ORDER BY file, line""",
+                [r.code, batch_id, now, str(folder / "rejected.parquet")])
+    return con.execute(f"SELECT count(DISTINCT _ord) FROM {PROBLEMS}").fetchall()[0][0]
+
+
+def _type_rows(con, catalog: Catalog, r: Resource) -> None:
+    """2. Typed rows with a content hash (what a version says, without CZLX/GXSJ)."""
+    typed = ", ".join(f"{typed_expr(f)} AS {ident(f.code)}" for f in r.stored_fields)
+    hash_src = ", ".join(f"coalesce(CAST({typed_expr(f)} AS VARCHAR), '\\N')"
+                         for f in r.stored_fields)
+    gxsj = typed_expr(next(f for f in catalog.standard_fields if f.code == "GXSJ"))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {TYPED} AS SELECT {typed}, s."CZLX" AS _op,
+        {gxsj} AS _gxsj, md5(concat_ws(chr(31), {hash_src})) AS _row_hash, s._file, s._line,
+        s._ord FROM {LANDED} s ANTI JOIN {PROBLEMS} USING (_ord)""")
+
+
+def _find_superseded(con, r: Resource) -> int:
+    """3. Superseded duplicates: the same change again in this batch, or a version already held."""
     k = key_cols(r)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE dup AS
-        SELECT _ord FROM t ANTI JOIN (SELECT min(_ord) AS _ord FROM t
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {SUPERSEDED} AS
+        SELECT _ord FROM {TYPED} ANTI JOIN (SELECT min(_ord) AS _ord FROM {TYPED}
             GROUP BY {k}, _gxsj, _row_hash, (_op = 'D')) first USING (_ord)
         UNION
-        SELECT t._ord FROM t JOIN hist.{r.key} h ON {key_join(r, 't', 'h')}
+        SELECT t._ord FROM {TYPED} t JOIN hist.{r.key} h ON {key_join(r, 't', 'h')}
         WHERE (t._op = 'D') = (h._op = 'D') AND (
             (t._gxsj = h._gxsj AND t._row_hash = h._row_hash)
             OR (h._is_current AND t._gxsj >= h._gxsj AND (t._op = 'D' OR t._row_hash = h._row_hash)))
         """)
-    superseded = con.execute("SELECT count(*) FROM dup").fetchall()[0][0]
+    return con.execute(f"SELECT count(*) FROM {SUPERSEDED}").fetchall()[0][0]
 
-    # 4. New versions. A key that appears once in the batch and never before is current with an
-    #    open interval right away (the common case: a full load, a day's new records); keys with
-    #    several versions here or earlier ones in the warehouse are re-derived in step 6.
-    cols = ", ".join(ident(c) for c in stored)
-    con.execute("CREATE OR REPLACE TEMP VIEW n AS SELECT * FROM t ANTI JOIN dup USING (_ord)")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE multi AS
-        SELECT {k} FROM n GROUP BY ALL HAVING count(*) > 1
-        UNION SELECT DISTINCT {key_cols(r, 'n.')} FROM n SEMI JOIN hist.{r.key} h
+
+def _add_versions(con, r: Resource, batch_id: str, seq: int, now: dt.datetime) -> int:
+    """4. New versions. A key that appears once in the batch and never before is current with an
+    open interval right away (the common case: a full load, a day's new records); keys with
+    several versions here or earlier ones in the warehouse are re-derived in step 6. Returns the
+    versions added (staged)."""
+    k = key_cols(r)
+    cols = ", ".join(ident(f.code) for f in r.stored_fields)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {NEW} AS SELECT * FROM {TYPED} "
+                f"ANTI JOIN {SUPERSEDED} USING (_ord)")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {MULTI_VERSION_KEYS} AS
+        SELECT {k} FROM {NEW} GROUP BY ALL HAVING count(*) > 1
+        UNION SELECT DISTINCT {key_cols(r, 'n.')} FROM {NEW} n SEMI JOIN hist.{r.key} h
             ON {key_join(r, 'n', 'h')}""")
     for simple, join in ((True, "ANTI"), (False, "SEMI")):
         con.execute(f"""INSERT INTO hist.{r.key} SELECT {cols}, _op, _gxsj, _gxsj, NULL, {simple},
-            _row_hash, ?, _file, _line, CAST(? AS BIGINT) * {VID_STRIDE} + _ord, ? FROM n {join} JOIN multi
-            USING ({k})""", [batch_id, seq, now])
-    staged = con.execute("SELECT count(*) FROM n").fetchall()[0][0]
+            _row_hash, ?, _file, _line, CAST(? AS BIGINT) * {VID_STRIDE} + _ord, ?
+            FROM {NEW} {join} JOIN {MULTI_VERSION_KEYS} USING ({k})""", [batch_id, seq, now])
+    return con.execute(f"SELECT count(*) FROM {NEW}").fetchall()[0][0]
 
-    # 5. A full snapshot deletes every current key it does not mention (readable or not).
-    deleted = 0
-    if meta["mode"] == "full":
-        at = (extracted_at or now).astimezone(BEIJING).replace(tzinfo=None)
-        keys_null = ", ".join(f"h.{ident(c)}" if c in r.primary_key else "NULL" for c in stored)
-        deleted = con.execute(f"""INSERT INTO hist.{r.key} SELECT {keys_null}, 'D', ?, ?, NULL,
-            false, NULL, ?, NULL, NULL,
-            CAST(? AS BIGINT) * {VID_STRIDE} + {VID_STRIDE - 1} - row_number() OVER (), ?
-            FROM hist.{r.key} h WHERE h._is_current AND h._op <> 'D' AND NOT EXISTS (
-                SELECT 1 FROM s WHERE {key_join(r, 's', 'h')})""",
-                              [at, at, batch_id, seq, now]).fetchall()[0][0]
 
-    # 6. Re-derive validity for keys that already had versions (arrival order does not matter).
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE touched AS SELECT * FROM multi UNION
+def _delete_unmentioned(con, r: Resource, batch_id: str, seq: int, extracted_at: dt.datetime,
+                        now: dt.datetime) -> int:
+    """5. A full snapshot deletes every current key it does not mention (readable or not), as of
+    its extraction. Returns the deletes."""
+    at = extracted_at.astimezone(BEIJING).replace(tzinfo=None)
+    stored = [f.code for f in r.stored_fields]
+    keys_null = ", ".join(f"h.{ident(c)}" if c in r.primary_key else "NULL" for c in stored)
+    return con.execute(f"""INSERT INTO hist.{r.key} SELECT {keys_null}, 'D', ?, ?, NULL,
+        false, NULL, ?, NULL, NULL,
+        CAST(? AS BIGINT) * {VID_STRIDE} + {VID_STRIDE - 1} - row_number() OVER (), ?
+        FROM hist.{r.key} h WHERE h._is_current AND h._op <> 'D' AND NOT EXISTS (
+            SELECT 1 FROM {LANDED} s WHERE {key_join(r, 's', 'h')})""",
+                       [at, at, batch_id, seq, now]).fetchall()[0][0]
+
+
+def _rederive_validity(con, r: Resource, batch_id: str) -> None:
+    """6. Re-derive validity for keys that already had versions (arrival order does not matter)."""
+    k = key_cols(r)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {TOUCHED_KEYS} AS
+        SELECT * FROM {MULTI_VERSION_KEYS} UNION
         SELECT {k} FROM hist.{r.key} WHERE _batch_id = ? AND _op = 'D' AND _row_hash IS NULL""",
                 [batch_id])
-    if con.execute("SELECT count(*) FROM touched").fetchall()[0][0]:
+    if con.execute(f"SELECT count(*) FROM {TOUCHED_KEYS}").fetchall()[0][0]:
         con.execute(f"""UPDATE hist.{r.key} AS h SET _valid_to = w.valid_to,
                 _is_current = w.is_current
             FROM (SELECT _vid, lead(_gxsj) OVER (PARTITION BY {k} ORDER BY _gxsj, _vid) AS valid_to,
                     row_number() OVER (PARTITION BY {k} ORDER BY _gxsj DESC, _vid DESC) = 1
                         AS is_current
-                  FROM hist.{r.key} SEMI JOIN touched USING ({k})) w
+                  FROM hist.{r.key} SEMI JOIN {TOUCHED_KEYS} USING ({k})) w
             WHERE h._vid = w._vid""")
 
-    # 7. Objections for quarantined records the provider must fix; incidents and accounting:
-    #    received = staged + quarantined + superseded, or nothing commits.
-    objections.raise_for_batch(con, r, batch_id, _objection_reasons(catalog, r), now, today)
-    for inc in meta["incidents"]:
+
+def _record_incidents(con, r: Resource, batch_id: str, incidents: list[dict],
+                      now: dt.datetime) -> None:
+    """7. The columns removed before storage: an incident and a schema-drift line each."""
+    for inc in incidents:
         con.execute("INSERT INTO ops.incidents VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [r.code, batch_id, inc["kind"], inc["field"], inc["rows"], inc["detail"], now])
         con.execute("INSERT INTO ops.schema_drift VALUES (?, ?, 'extra', ?, ?, ?)",
                     [r.code, batch_id, inc["field"], f"unexpected column {inc['field']} "
                      f"({inc['kind']}); removed before storage", now])
-    received = meta["received"]
-    ok = received == staged + quarantined + superseded
-    if not ok:
+
+
+def _check_accounting(r: Resource, batch_id: str, received: int, staged: int, quarantined: int,
+                      superseded: int) -> None:
+    """received = staged + quarantined + superseded, or nothing commits."""
+    if received != staged + quarantined + superseded:
         raise AssertionError(f"{r.code}/{batch_id}: row accounting broken: received {received} != "
                              f"staged {staged} + quarantined {quarantined} + superseded {superseded}")
+
+
+def _record_batch(con, r: Resource, folder: Path, meta: dict, seq: int,
+                  extracted_at: dt.datetime | None, now: dt.datetime, today: dt.date,
+                  counts: tuple[int, int, int, int, int]) -> None:
+    """The batch's accounting row: loaded, with its counts (received, staged, quarantined,
+    superseded, deleted by a snapshot) and where it landed."""
+    received, staged, quarantined, superseded, deleted = counts
     src = meta.get("source", {})
     con.execute("""INSERT INTO ops.batches VALUES (?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, ?, ?,
         ?, ?, ?, NULL, ?) ON CONFLICT DO UPDATE SET seq = excluded.seq, status = 'loaded',
@@ -229,15 +295,10 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
         deleted_by_snapshot = excluded.deleted_by_snapshot, incidents = excluded.incidents,
         accounting_ok = excluded.accounting_ok, extracted_at = excluded.extracted_at,
         landed_path = excluded.landed_path, loaded_at = excluded.loaded_at""",
-                [r.code, batch_id, r.provider, r.delivery, meta["mode"], seq, received, staged,
-                 quarantined, superseded, deleted, len(meta["incidents"]), ok,
+                [r.code, meta["batch_id"], r.provider, r.delivery, meta["mode"], seq, received,
+                 staged, quarantined, superseded, deleted, len(meta["incidents"]),
+                 True,  # accounting_ok: _check_accounting let nothing else reach here
                  extracted_at or src.get("extracted_at"), str(folder), now, today])
-    con.execute("DROP VIEW IF EXISTS n")
-    for tmp in ("p", "t", "dup", "multi", "touched", "cq"):
-        con.execute(f"DROP TABLE IF EXISTS {tmp}")
-    con.unregister("s")
-    return LoadResult(r.code, batch_id, received, staged, quarantined, superseded, deleted,
-                      len(meta["incidents"]))
 
 
 def _reject_retyped(con, r: Resource, batch_id: str) -> None:
@@ -246,9 +307,9 @@ def _reject_retyped(con, r: Resource, batch_id: str) -> None:
 
     fields = {f.code: f for f in r.stored_fields}
     found = []
-    for fld, n in con.execute("""SELECT prob.field, count(*) FROM p
+    for fld, n in con.execute(f"""SELECT prob.field, count(*) FROM {PROBLEMS}
             WHERE prob.reason_code = 'unparseable_value' GROUP BY ALL""").fetchall():
-        non_null = con.execute(f"SELECT count({ident(fld)}) FROM s").fetchall()[0][0]
+        non_null = con.execute(f"SELECT count({ident(fld)}) FROM {LANDED}").fetchall()[0][0]
         d = retyped(fld, fields[fld].type if fld in fields else "its type", n, non_null)
         if d:
             found.append(d)
@@ -268,10 +329,10 @@ def _write_report(con, r: Resource, batch_id: str, mode: str, results, report_di
         if x.failed and x.rule.row_level:
             value = f"CAST({ident(x.rule.field)} AS VARCHAR)" if x.rule.field else "NULL"
             for f, ln, key, v in con.execute(f"""SELECT _file, _line, {record_key_expr(r)}, {value}
-                    FROM t WHERE {x.rule.fail_where('t')} ORDER BY _ord
+                    FROM {TYPED} WHERE {x.rule.fail_where(TYPED)} ORDER BY _ord
                     LIMIT {vh.EXAMPLES_PER_RULE}""").fetchall():
                 examples.append(vh.Example(x.rule.rule_id, f, ln, key, v))
-    rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+    rows = con.execute(f"SELECT count(*) FROM {TYPED}").fetchall()[0][0]
     vh.write_validation(vh.Validation(
         r.code, r.name_zh, r.provider, batch_id, mode, rows, vh.now_text(), gx.__version__,
         vh.rule_lines(results), tuple(examples)), report_dir)
@@ -287,7 +348,9 @@ def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:
 
 def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str,
                     landed_cols: list[str], now: dt.datetime, report_dir: Path | None) -> int:
-    """Validate table `t` against the resource's contract; returns the rows quarantined."""
+    """2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
+    quarantine with the rule id; a rule failing more than its threshold blocks the batch. Returns
+    the rows quarantined (and deleted from TYPED)."""
     from pipelines.governance.contracts.reference import register_reference_tables
     from pipelines.governance.contracts.rules import compile_rules, contracts_config, volume_rule
     from pipelines.governance.contracts.sql_macros import MACROS
@@ -302,7 +365,7 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
                           ).fetchall()[0][0]
     vol = volume_rule(r, mode, recent, current)
     results = run_contract(rules + ([vol] if vol else []),
-                           con.sql("SELECT * FROM t").to_arrow_table())
+                           con.sql(f"SELECT * FROM {TYPED}").to_arrow_table())
     rows = [[r.code, batch_id, x.rule.rule_id, x.rule.field, x.rule.family, x.rule.severity,
              x.checked, x.failed, x.blocks_batch, now, x.observed,
              f"{x.observed} rows, allowed {x.rule.min_count}..{x.rule.max_count or ''}"
@@ -326,23 +389,23 @@ def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str
     failing = [x for x in results if x.failed and x.rule.severity == "error" and x.rule.row_level]
     if not failing:
         return 0
-    con.execute("CREATE OR REPLACE TEMP TABLE cq (_ord BIGINT)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CONTRACT_FAILED} (_ord BIGINT)")
     for x in failing:
         reason = f"{x.rule.reason_zh} / {x.rule.reason_en}: "
-        where = x.rule.fail_where("t")
+        where = x.rule.fail_where(TYPED)
         n = con.execute(f"""INSERT INTO ops.quarantine SELECT ?, ?, s._file, s._line, ?, ?,
                 ? || coalesce(f.v, 'NULL'), {raw_line_expr(landed_cols)}, ?, f.record_key
             FROM (SELECT _ord, CAST({ident(x.rule.field)} AS VARCHAR) AS v,
-                         {record_key_expr(r)} AS record_key FROM t WHERE {where}) f
-            JOIN s USING (_ord) ORDER BY s._ord""",
+                         {record_key_expr(r)} AS record_key FROM {TYPED} WHERE {where}) f
+            JOIN {LANDED} s USING (_ord) ORDER BY s._ord""",
                         [r.code, batch_id, x.rule.field, x.rule.rule_id, reason,
                          now]).fetchall()[0][0]
         if n != x.failed:  # GX and the quarantine predicate must agree, or nothing commits
             raise AssertionError(f"{x.rule.rule_id}: GX counted {x.failed} failing rows, the "
                                  f"quarantine predicate selects {n}")
-        con.execute(f"INSERT INTO cq SELECT _ord FROM t WHERE {where}")
-    n = con.execute("SELECT count(DISTINCT _ord) FROM cq").fetchall()[0][0]
-    con.execute("DELETE FROM t WHERE _ord IN (SELECT _ord FROM cq)")
+        con.execute(f"INSERT INTO {CONTRACT_FAILED} SELECT _ord FROM {TYPED} WHERE {where}")
+    n = con.execute(f"SELECT count(DISTINCT _ord) FROM {CONTRACT_FAILED}").fetchall()[0][0]
+    con.execute(f"DELETE FROM {TYPED} WHERE _ord IN (SELECT _ord FROM {CONTRACT_FAILED})")
     for name in ("divisions", "division_regions"):
         con.unregister(name)
     return n
