@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 from pipelines.catalog.model import Catalog, Resource
 from pipelines.governance import objections, timeliness
 from pipelines.backflow.batch_tables import (
-    CONTRACT_FAILED,
     LANDED,
     MULTI_VERSION_KEYS,
     NEW,
@@ -28,6 +27,7 @@ from pipelines.backflow.batch_tables import (
     drop_batch_tables,
 )
 from pipelines.backflow.landing import read_meta
+from pipelines.backflow.load_contract import apply_contract
 from pipelines.backflow.parsed import BatchRejected
 from pipelines.settings import BEIJING, business_today
 from pipelines.warehouse.writer import batch_status, transaction
@@ -135,8 +135,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
     _reject_retyped(con, r, batch_id)
     _type_rows(con, catalog, r)
     if contracts:
-        quarantined += _apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now,
-                                       report_dir)
+        quarantined += apply_contract(con, catalog, r, batch_id, meta["mode"], landed_cols, now,
+                                      report_dir)
     # Records arriving again and passing every rule close their open objections (corrected).
     objections.close_corrected(con, r, batch_id, TYPED, now, today)
     superseded = _find_superseded(con, r)
@@ -297,7 +297,7 @@ def _record_batch(con, r: Resource, folder: Path, meta: dict, seq: int,
         landed_path = excluded.landed_path, loaded_at = excluded.loaded_at""",
                 [r.code, meta["batch_id"], r.provider, r.delivery, meta["mode"], seq, received,
                  staged, quarantined, superseded, deleted, len(meta["incidents"]),
-                 True,  # accounting_ok: _check_accounting let nothing else reach here
+                 True,  # accounting_ok: _check_accounting raised on an unbalanced batch
                  extracted_at or src.get("extracted_at"), str(folder), now, today])
 
 
@@ -318,94 +318,9 @@ def _reject_retyped(con, r: Resource, batch_id: str) -> None:
                             + " — ask the provider to redeliver in the declared format", found)
 
 
-def _write_report(con, r: Resource, batch_id: str, mode: str, results, report_dir: Path) -> None:
-    """The batch's validation report (HTML), with a few failing rows per rule as examples."""
-    import great_expectations as gx
-
-    from pipelines.reports import validation_html as vh
-
-    examples = []
-    for x in results:
-        if x.failed and x.rule.row_level:
-            value = f"CAST({ident(x.rule.field)} AS VARCHAR)" if x.rule.field else "NULL"
-            for f, ln, key, v in con.execute(f"""SELECT _file, _line, {record_key_expr(r)}, {value}
-                    FROM {TYPED} WHERE {x.rule.fail_where(TYPED)} ORDER BY _ord
-                    LIMIT {vh.EXAMPLES_PER_RULE}""").fetchall():
-                examples.append(vh.Example(x.rule.rule_id, f, ln, key, v))
-    rows = con.execute(f"SELECT count(*) FROM {TYPED}").fetchall()[0][0]
-    vh.write_validation(vh.Validation(
-        r.code, r.name_zh, r.provider, batch_id, mode, rows, vh.now_text(), gx.__version__,
-        vh.rule_lines(results), tuple(examples)), report_dir)
-
-
 def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:
     """Quarantine reasons whose fix is the provider's: objection-worthy rules + load problems."""
     from pipelines.governance.contracts.rules import compile_rules
 
     return ({x.rule_id for x in compile_rules(catalog, r) if x.objection}
             | set(objections.config()["auto_raise_reasons"]))
-
-
-def _apply_contract(con, catalog: Catalog, r: Resource, batch_id: str, mode: str,
-                    landed_cols: list[str], now: dt.datetime, report_dir: Path | None) -> int:
-    """2b. The contract (Great Expectations on the typed rows): rows failing an error rule go to
-    quarantine with the rule id; a rule failing more than its threshold blocks the batch. Returns
-    the rows quarantined (and deleted from TYPED)."""
-    from pipelines.governance.contracts.reference import register_reference_tables
-    from pipelines.governance.contracts.rules import compile_rules, contracts_config, volume_rule
-    from pipelines.governance.contracts.sql_macros import MACROS
-    from pipelines.governance.contracts.validate import run_contract
-
-    rules = compile_rules(catalog, r)
-    window = int(contracts_config()["volume"]["window"])
-    recent = [n for (n,) in con.execute("""SELECT received FROM ops.batches WHERE resource = ?
-        AND mode = 'incremental' AND status = 'loaded' ORDER BY seq DESC LIMIT ?""",
-                                        [r.code, window]).fetchall()][::-1]
-    current = con.execute(f"SELECT count(*) FROM hist.{r.key} WHERE _is_current AND _op <> 'D'"
-                          ).fetchall()[0][0]
-    vol = volume_rule(r, mode, recent, current)
-    results = run_contract(rules + ([vol] if vol else []),
-                           con.sql(f"SELECT * FROM {TYPED}").to_arrow_table())
-    rows = [[r.code, batch_id, x.rule.rule_id, x.rule.field, x.rule.family, x.rule.severity,
-             x.checked, x.failed, x.blocks_batch, now, x.observed,
-             f"{x.observed} rows, allowed {x.rule.min_count}..{x.rule.max_count or ''}"
-             if x.observed is not None else None] for x in results]
-    for m in MACROS:  # the same rule predicates, on this connection only (not stored)
-        con.execute(m.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
-    register_reference_tables(con)
-    if report_dir is not None:
-        _write_report(con, r, batch_id, mode, results, report_dir)
-    blocked = [x for x in results if x.blocks_batch]
-    if blocked:
-        detail = "; ".join(f"{x.rule.rule_id} {x.failed}/{x.checked} rows fail "
-                           f"({x.rule.reason_en}; allowed {x.rule.max_fail_rate:.1%})"
-                           if x.rule.row_level else f"{x.rule.rule_id}: {x.observed} rows "
-                           f"({x.rule.reason_en})" for x in blocked)
-        # the load rolls back; the rejection records the results
-        raise BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}",
-                            contract_results=rows)
-    con.executemany("INSERT INTO ops.contract_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows)
-    failing = [x for x in results if x.failed and x.rule.severity == "error" and x.rule.row_level]
-    if not failing:
-        return 0
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CONTRACT_FAILED} (_ord BIGINT)")
-    for x in failing:
-        reason = f"{x.rule.reason_zh} / {x.rule.reason_en}: "
-        where = x.rule.fail_where(TYPED)
-        n = con.execute(f"""INSERT INTO ops.quarantine SELECT ?, ?, s._file, s._line, ?, ?,
-                ? || coalesce(f.v, 'NULL'), {raw_line_expr(landed_cols)}, ?, f.record_key
-            FROM (SELECT _ord, CAST({ident(x.rule.field)} AS VARCHAR) AS v,
-                         {record_key_expr(r)} AS record_key FROM {TYPED} WHERE {where}) f
-            JOIN {LANDED} s USING (_ord) ORDER BY s._ord""",
-                        [r.code, batch_id, x.rule.field, x.rule.rule_id, reason,
-                         now]).fetchall()[0][0]
-        if n != x.failed:  # GX and the quarantine predicate must agree, or nothing commits
-            raise AssertionError(f"{x.rule.rule_id}: GX counted {x.failed} failing rows, the "
-                                 f"quarantine predicate selects {n}")
-        con.execute(f"INSERT INTO {CONTRACT_FAILED} SELECT _ord FROM {TYPED} WHERE {where}")
-    n = con.execute(f"SELECT count(DISTINCT _ord) FROM {CONTRACT_FAILED}").fetchall()[0][0]
-    con.execute(f"DELETE FROM {TYPED} WHERE _ord IN (SELECT _ord FROM {CONTRACT_FAILED})")
-    for name in ("divisions", "division_regions"):
-        con.unregister(name)
-    return n
