@@ -159,7 +159,8 @@ def _load(con, catalog: Catalog, r: Resource, folder: Path, meta: dict,
 def _refuse_too_large(r: Resource, batch_id: str, received: int) -> None:
     if received >= VID_STRIDE // 2:  # its rows and a snapshot's deletes share one stride
         raise BatchRejected("batch_too_large", f"{r.code}/{batch_id}: {received:,} rows "
-                            f"in one batch; split it into batches under {VID_STRIDE // 2:,} rows")
+                            f"in one batch; split it into batches under {VID_STRIDE // 2:,} rows",
+                            batch_id=batch_id)
 
 
 def _quarantine_problems(con, catalog: Catalog, r: Resource, batch_id: str, folder: Path,
@@ -315,7 +316,8 @@ def _reject_retyped(con, r: Resource, batch_id: str) -> None:
             found.append(d)
     if found:
         raise BatchRejected("schema_drift", f"{r.code}/{batch_id}: " + "; ".join(map(str, found))
-                            + " — ask the provider to redeliver in the declared format", found)
+                            + " — ask the provider to redeliver in the declared format", found,
+                            batch_id=batch_id)
 
 
 def _objection_reasons(catalog: Catalog, r: Resource) -> set[str]:

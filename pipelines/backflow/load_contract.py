@@ -75,7 +75,7 @@ def _refuse_if_blocked(r: Resource, batch_id: str, results, rows: list[list]) ->
                            if x.rule.row_level else f"{x.rule.rule_id}: {x.observed} rows "
                            f"({x.rule.reason_en})" for x in blocked)
         raise BatchRejected("contract_threshold", f"{r.code}/{batch_id}: {detail}",
-                            contract_results=rows)
+                            batch_id=batch_id, contract_results=rows)
 
 
 def _quarantine_failing(con, r: Resource, batch_id: str, results, landed_cols: list[str],

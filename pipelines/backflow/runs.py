@@ -204,8 +204,8 @@ def pull_api(settings: Settings, catalog: Catalog, resource: Resource) -> Resour
                     record_delivery(con, resource, Delivery(today, "pull-no-changes", "loaded"))
             except BatchRejected as e:
                 # Terminal: the cursor stays before the rejected batch, so every run asks again
-                # until the provider's feed delivers it in a usable form. A rejection raised by
-                # load_batch does not name its batch: it is recorded under "?".
+                # until the provider's feed delivers it in a usable form. Every rejection names
+                # its batch where it is raised.
                 batch_id = e.batch_id or "?"
                 log.info("batch %s/%s rejected: %s", resource.code, batch_id, e)
                 record_rejection(con, resource, batch_id, e.code, e.message, e.drift,
