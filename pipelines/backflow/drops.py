@@ -184,7 +184,7 @@ def _check_part_names(path: Path, names: list) -> None:
 def discover(drop_root: Path, catalog: Catalog, resource: str | None = None) -> list[Path]:
     """Complete batch folders (manifest present), in delivery order per resource.
 
-    A batch folder the hub cannot look into is returned as well (it may be complete): verify()
+    A batch folder the hub cannot look into is returned as well (it may be complete): open_batch()
     rejects it with the OS error, so it shows in ops.rejections. A resource folder the hub cannot
     list is logged and skipped: there is no batch to record a rejection against."""
     out = []
@@ -206,14 +206,14 @@ def discover(drop_root: Path, catalog: Catalog, resource: str | None = None) -> 
             except (FileNotFoundError, NotADirectoryError):
                 continue  # still being written (or not a folder)
             except OSError:
-                out.append(p)  # cannot tell: verify() says why
+                out.append(p)  # cannot tell: open_batch() says why
                 continue
-            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):  # a link is refused by verify()
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):  # a link is refused by open_batch()
                 out.append(p)
     return out
 
 
-def verify(batch_dir: Path, catalog: Catalog) -> DropBatch:
+def open_batch(batch_dir: Path, catalog: Catalog) -> DropBatch:
     """Manifest sane, every listed part present with the listed sha256. Raises BatchRejected.
 
     Parts are hashed in chunks: a part costs READ_CHUNK of memory here whatever its size."""

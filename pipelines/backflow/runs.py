@@ -124,7 +124,7 @@ def ingest_drops(settings: Settings, catalog: Catalog, resource: Resource) -> Re
                 continue
             try:
                 t = time.perf_counter()
-                batch = drops.verify(batch_dir, catalog)
+                batch = drops.open_batch(batch_dir, catalog)
                 t = run.timed("verify", t)
                 parsed = drops.parse(batch, resource)
                 t = run.timed("parse", t)
