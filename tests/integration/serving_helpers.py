@@ -33,3 +33,11 @@ def running_service(home: Path, env: dict):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def huiliu(home: Path, env: dict, *args: str) -> str:
+    """`huiliu <args> --home HOME` run to success; its stdout."""
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", *args, "--home", str(home)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()

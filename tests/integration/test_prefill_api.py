@@ -4,8 +4,6 @@ carry a reason and nothing else, errors say what to fix, every answer is in the 
 
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from pipelines.serving.store import build_store
 
 from .reconcile_world import World, pid
-from .serving_helpers import running_service
+from .serving_helpers import huiliu as run_huiliu, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +25,7 @@ ENV = {**os.environ, "HUILIU_AUDIT_KEY": "prefill-api-test-key-0d6b2f9e4a7c1835"
 
 
 def huiliu(home, *args) -> str:
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", *args, "--home", str(home)],
-                         env=ENV, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return run_huiliu(home, ENV, *args)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ import datetime as dt
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +16,7 @@ import pytest
 from pipelines.serving.store import build_store
 
 from .reconcile_world import World, pid
-from .serving_helpers import running_service
+from .serving_helpers import huiliu as run_huiliu, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +35,7 @@ NO_ANSWER = 5.0  # seconds a socket waits before a test says "the service never 
 
 
 def huiliu(home, *args) -> str:
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", *args, "--home", str(home)],
-                         env=ENV, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return run_huiliu(home, ENV, *args)
 
 
 @pytest.fixture(scope="module")
