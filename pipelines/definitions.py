@@ -9,6 +9,7 @@ from pipelines.defs.backflow.sensors import new_drops_sensor
 from pipelines.defs.governance.assets import objections_asset, scorecard_asset
 from pipelines.defs.identity.assets import reconciled
 from pipelines.defs.serving.assets import serving_store
+from pipelines.defs.workbench.assets import workbench_tiers
 from pipelines.defs.resources import HubSettings
 from pipelines.file_modes import restrict_new_files
 
@@ -16,7 +17,7 @@ restrict_new_files()  # processes the Dagster daemon and UI start write the hub'
 
 defs = dg.Definitions(
     assets=[*BACKFLOW_ASSETS, objections_asset, scorecard_asset, reconciled,
-            published_warehouse, serving_store],
+            published_warehouse, serving_store, workbench_tiers],
     jobs=[backflow_all, *CYCLE_JOBS.values()],
     schedules=SCHEDULES,
     sensors=[new_drops_sensor],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -273,6 +274,7 @@ def demo(home, scale, days, seed, serve, port):
 
     home = Path(home).resolve()
     reset(home)
+    os.environ["HUILIU_DEMO"] = "1"  # demo keys (audit, pseudonyms) are accepted in this process
     t0 = time.perf_counter()
     sim = SimulatorProcess(home, scale=scale, seed=seed)
     click.echo(f"starting the national-platform simulator (scale {scale:,}, seed {seed}) ...")
@@ -339,8 +341,6 @@ DEMO_AUDIT_KEY = "demo-audit-key-not-for-production"
 def _prefill_example(s, api_port: int, serving: bool) -> str:
     """A demo credential for the lead department of 新生儿出生 and a ready-to-run request about a
     married couple of the demo world."""
-    import os
-
     from pipelines.serving.credentials import Credentials
 
     key = Credentials(s.home / "serving" / "credentials.sqlite").issue("WJW")
@@ -367,7 +367,6 @@ def _prefill_example(s, api_port: int, serving: bool) -> str:
 
 
 def _start_prefill_service(home: Path, api_port: int):
-    import os
     import subprocess
 
     env = {**os.environ, "HUILIU_HOME": str(home), "HUILIU_DEMO": "1"}

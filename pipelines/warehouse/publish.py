@@ -5,6 +5,10 @@ services, an analyst's DuckDB CLI) never open the working file. After a successf
 copies the database under the writer lock into a new file, and swaps the `current.duckdb` symlink
 with one rename. The copy is written in storage format v1.4 so the DuckDB CLI analysts install from
 PyPI (duckdb-cli, 1.5.x) opens it as well as DuckDB 2.0 does. A reader that opened an older snapshot keeps it until it closes; the last few are kept.
+
+The snapshot holds every identifier in clear, so only the hub's own account may read it (0600 in a
+0700 folder, not the group's 0640): analysts read the governed tiers through the workbench, and the
+hub's own services (the prefill store, the tiers) are built by that account.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from pipelines.settings import Settings
 from pipelines.warehouse.writer import writer
 
 STORAGE_VERSION = "v1.4.0"
+OWNER_ONLY_FILE, OWNER_ONLY_DIR = 0o600, 0o700
 
 
 def publish(settings: Settings) -> Path:
     out_dir = settings.published_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(out_dir, OWNER_ONLY_DIR)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = out_dir / f"huiliu-{stamp}.duckdb"
     tmp = out_dir / f".{target.name}.tmp"
@@ -34,6 +40,7 @@ def publish(settings: Settings) -> Path:
                 con.execute(f'COPY FROM DATABASE "{db}" TO published_copy')
             finally:
                 con.execute("DETACH published_copy")
+        os.chmod(tmp, OWNER_ONLY_FILE)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.rename(tmp, target)

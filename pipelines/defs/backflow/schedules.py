@@ -19,7 +19,7 @@ DEFAULT_RUN_CONFIG = {"execution": {"config": {"multiprocess": {"max_concurrent"
 backflow_all = dg.define_asset_job(
     "backflow_all",
     selection=dg.AssetSelection.groups("backflow_ps", "backflow_ca", "backflow_cu", "governance",
-                                       "identity", "serving")
+                                       "identity", "serving", "workbench")
     | dg.AssetSelection.assets(PUBLISHED_KEY),
     executor_def=EXECUTOR,
     config=DEFAULT_RUN_CONFIG,
@@ -33,7 +33,7 @@ def cycle_job(cycle: str):
     return dg.define_asset_job(
         f"backflow_{cycle}",
         selection=dg.AssetSelection.assets(*keys, PUBLISHED_KEY) | dg.AssetSelection.groups(
-            "governance", "identity", "serving"),
+            "governance", "identity", "serving", "workbench"),
         executor_def=EXECUTOR, config=DEFAULT_RUN_CONFIG,
         description=f"Backflow of the {cycle} resources, objections, scorecard and "
                     f"reconciliation, then publish.")
