@@ -58,7 +58,7 @@ from pipelines.serving.audit_key import (
     read_key_file,
     write_key_file,
 )
-from pipelines.serving.audit_lines import COLUMNS, parse_line, read_lines
+from pipelines.serving.audit_lines import COLUMNS, DETAILED_COLUMNS, parse_line, read_lines
 from pipelines.serving.children import wait_or_kill
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ def subject_hash(key: str, secret: bytes) -> str:
 def _canonical(entry: dict) -> bytes:
     """The bytes an entry's hash covers: its fields but the hash, in column order, as a compact
     JSON array (a line is this array with the hash added)."""
-    return orjson.dumps([entry[k] for k in COLUMNS[:-1]])
+    columns = DETAILED_COLUMNS if "detail" in entry else COLUMNS
+    return orjson.dumps([entry[k] for k in columns[:-1]])
 
 
 def _unkeyed_hash(prev_hash: str, canonical: bytes) -> str:
@@ -191,13 +192,16 @@ class AuditLog:
 
     def _prepare(self, *, consumer: str, purpose: str, template: str, case_id: str,
                  subjects: list[str], released: list[str], withheld: list[str],
-                 answer: bytes) -> dict:
-        return {"at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-                "consumer": consumer, "purpose": purpose, "template": template,
-                "case_id": case_id,
-                "subjects": sorted({subject_hash(s, self.secret) for s in subjects}),
-                "released": _json_list(released), "withheld": _json_list(withheld),
-                "answer_digest": hashlib.sha256(answer).hexdigest()}
+                 answer: bytes, detail: dict | None = None) -> dict:
+        entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                 "consumer": consumer, "purpose": purpose, "template": template,
+                 "case_id": case_id,
+                 "subjects": sorted({subject_hash(s, self.secret) for s in subjects}),
+                 "released": _json_list(released), "withheld": _json_list(withheld),
+                 "answer_digest": hashlib.sha256(answer).hexdigest()}
+        if detail is not None:  # another door's own record of what it did (audit_lines)
+            entry["detail"] = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode()
+        return entry
 
     def _find_tail(self) -> tuple[int, int, str]:
         """(size, last seq, last hash) from the file itself. A last line cut short (a process

@@ -12,6 +12,9 @@ import orjson
 
 COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id", "subjects", "released",
            "withheld", "answer_digest", "prev_hash", "hash")
+# An entry of another door than the prefill (the analysts' workbench) carries what it did as one
+# more column, `detail` (a JSON object as text), before the chain's two; prefill entries keep 12.
+DETAILED_COLUMNS = (*COLUMNS[:10], "detail", *COLUMNS[10:])
 LISTS = ("subjects", "released", "withheld")
 
 
@@ -25,10 +28,12 @@ def parse_line(line: bytes) -> dict | None:
         values = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(values, list) or len(values) != len(COLUMNS):
+    if not isinstance(values, list) or len(values) not in (len(COLUMNS), len(DETAILED_COLUMNS)):
         return None
-    entry = dict(zip(COLUMNS, values, strict=True))
+    columns = COLUMNS if len(values) == len(COLUMNS) else DETAILED_COLUMNS
+    entry = dict(zip(columns, values, strict=True))
     if (type(entry["seq"]) is not int or not all(isinstance(entry[k], str) for k in _TEXT)
+            or not isinstance(entry.get("detail", ""), str)
             or not all(isinstance(entry[k], list) and all(isinstance(v, str) for v in entry[k])
                        for k in LISTS)):
         return None

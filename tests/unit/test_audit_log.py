@@ -349,3 +349,24 @@ def test_entries_not_indexed_yet_are_found_by_scanning_the_tail(log, monkeypatch
     assert [e["case_id"] for e in a.about("1:500103198001020113")] == ["C3", "C6"]
     a._indexer.kill()
     a.close()
+
+
+def test_an_entry_with_its_own_detail_is_chained_and_an_edit_of_the_detail_is_found(tmp_path):
+    """The workbench records what a query did (its SQL, rows, outcome) as the entry's detail, in
+    the same chain as prefill answers."""
+    path = tmp_path / "audit.jsonl"
+    a = AuditLog(path, SECRET)
+    a.append(**entry("C1"))
+    a.append(**entry("q-1", consumer="SJJ", purpose="ANALYTICS", template="workbench.statistical",
+                     subjects=[], released=["cur.ps_pop_basic.XBDM"], withheld=[],
+                     detail={"analyst": "zhang_wei", "sql": "SELECT XBDM FROM cur.ps_pop_basic",
+                             "outcome": "done", "rows": 3}))
+    a.append(**entry("C2"))
+    a.close()
+    assert tampering(path, SECRET) == []
+    detailed = parse_line(lines(path)[1])
+    assert orjson.loads(detailed["detail"])["sql"] == "SELECT XBDM FROM cur.ps_pop_basic"
+    hidden = orjson.dumps({**orjson.loads(detailed["detail"]), "sql": "SELECT 1"}).decode()
+    rewrite(path, [lines(path)[0], edited(lines(path)[1], detail=hidden), lines(path)[2]])
+    # (entry 3 moved in the file, so its index row no longer matches either)
+    assert [(p.seq, p.kind) for p in tampering(path, SECRET)][0] == (2, "edited")
