@@ -28,13 +28,13 @@ STATISTICAL, IDENTIFIED = "statistical", "identified"
 KINDS = (STATISTICAL, IDENTIFIED)
 ANALYTICS = "ANALYTICS"
 HIST_COLUMNS = ("_op", "_gxsj", "_valid_from", "_valid_to", "_is_current", "_batch_id",
-                "_loaded_at")
+                "_loaded_at", "_vid")
 CUR_COLUMNS = ("_gxsj", "_batch_id")
 _TECHNICAL = {
     "_op": "操作类型 operation (I/U/D)", "_gxsj": "更新时间 updated at (provider's GXSJ)",
     "_valid_from": "有效起 version valid from", "_valid_to": "有效止 version valid to",
     "_is_current": "当前版本 current version", "_batch_id": "批次 batch id",
-    "_loaded_at": "入库时间 loaded at"}
+    "_loaded_at": "入库时间 loaded at", "_vid": "版本号 version id (unique in the table)"}
 
 
 class TierRefused(ValueError):
@@ -174,8 +174,9 @@ def _ops_tables(masking: Masking, columns_of: Callable[[str, str], Sequence[str]
             if value is not None:
                 cols.append(Column(c, value, _comment("运行数据", f"ops {c}", "", mask), "",
                                    mask.describe() if mask else ""))
-        tables.append(Table("ops", name, f"运行数据 operations: {name}", tuple(cols),
-                            f"snap.ops.{name}"))
+        if cols:  # (a snapshot of an older version may lack one)
+            tables.append(Table("ops", name, f"运行数据 operations: {name}", tuple(cols),
+                                f"snap.ops.{name}"))
     return tables
 
 
