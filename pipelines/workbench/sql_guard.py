@@ -85,7 +85,7 @@ def check(
     names = {s.lower(): (s, {t.lower(): (t, c) for t, c in ts.items()}) for s, ts in tier.items()}
     read = {id(t): _resolve(t, sql, names, search_path) for t in _table_refs(stmt, sql)}
     _check_functions(stmt, sql)
-    _duckdb_agrees(sql)
+    duckdb_agrees(sql)
     tables = {ref: cols for ref, cols in read.values()}
     body = stmt.this if isinstance(stmt, (exp.Describe, exp.Summarize)) else stmt
     if isinstance(body, exp.Table):  # DESCRIBE / SUMMARIZE of a table shows all of its columns
@@ -162,7 +162,7 @@ def _blank_explain(sql: str) -> str:
     return sql
 
 
-def _duckdb_agrees(sql: str) -> None:
+def duckdb_agrees(sql: str) -> None:
     """DuckDB runs the raw text, so its own parser must also see exactly one read statement."""
     try:
         stmts = _duckdb_parser().cursor().extract_statements(sql)
