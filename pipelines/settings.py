@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     api_workers: int = 1
     """Prefill service: its worker processes (`huiliu serve --workers` sets it for them). Each keeps
     its own token buckets, so each takes a 1/N share of `api_rate`."""
+    workbench_workers: int = 2
+    """Analysts' workbench: query worker processes (one analyst never holds all of them)."""
+    workbench_threads: int = 0
+    """DuckDB threads of each workbench worker (0: one per core)."""
+    workbench_memory_limit: str = "4GB"
+    """DuckDB memory limit of each workbench worker (spills to disk beyond it)."""
+    workbench_timeout_seconds: float = 60.0
+    """A query is interrupted after this long, and its worker replaced if the interrupt does not
+    take within a few seconds."""
+    workbench_row_cap: int = 1000
+    """Rows a query shows (the page, `huiliu sql`); more are marked truncated."""
+    workbench_export_cap: int = 100_000
+    """Rows an export (CSV, Parquet) may hold."""
     published_keep: int = 3
     """How many published snapshots to keep (readers of an older one keep working meanwhile)."""
     today: dt.date | None = None

@@ -120,7 +120,7 @@ def list_cmd(home):
 
 @click.group("audit")
 def audit_group() -> None:
-    """The prefill service's MAC-chained audit log."""
+    """The hub's MAC-chained audit log: prefill answers, workbench queries and logins."""
 
 
 @audit_group.command("verify")

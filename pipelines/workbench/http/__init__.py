@@ -1,0 +1,1 @@
+"""The workbench over HTTP: the page and its JSON API (app.py)."""

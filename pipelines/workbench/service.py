@@ -1,0 +1,285 @@
+"""The workbench's state and rules, without HTTP: log in, check, run, audit, page, export.
+
+Every query is checked by the parser (sql_guard) against the tables of the analyst's tier before
+anything runs, then run by the executor's workers on the tier file alone. Its outcome (done,
+failed, timed out, cancelled) is written to the audit log before the page or the CLI can see a
+row of it; a refusal is written before the refusal is answered; an export before its file is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import yaml
+
+from pipelines import paths
+from pipelines.catalog.model import Catalog
+from pipelines.serving.audit import AuditLog
+from pipelines.workbench import sql_guard
+from pipelines.workbench.analysts import Analyst, Analysts
+from pipelines.workbench.executor import Executor, Outcome
+from pipelines.workbench.records import Records
+from pipelines.workbench.sessions import Session, Sessions
+from pipelines.workbench.tier_plan import ANALYTICS, IDENTIFIED, STATISTICAL, TierRefused
+from pipelines.workbench.tier_schema import TierSchema
+from pipelines.workbench.tiers import add_tier, current_tiers, workbench_dir
+
+log = logging.getLogger(__name__)
+ANALYSES_FILE = paths.CATALOGS / "workbench" / "analyses.yaml"
+FINISHED_KEPT = 500  # queries whose results are kept in memory for paging
+CSV_BOM = b"\xef\xbb\xbf"  # so Excel opens UTF-8 (Chinese) correctly
+
+
+class WorkbenchError(Exception):
+    """A request the workbench refuses: `status` (HTTP), `code`, a message saying what to do."""
+
+    def __init__(self, status: int, code: str, message: str, line: int | None = None,
+                 column: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.line, self.column = line, column
+
+
+@dataclass
+class Query:
+    id: str
+    session: Session
+    sql: str
+    checked: sql_guard.Checked
+    job: str
+    submitted: float = field(default_factory=time.monotonic)
+    outcome: Outcome | None = None  # set once audited: only then is anything of it shown
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Workbench:
+    def __init__(self, home: Path, cat: Catalog, executor: Executor, audit: AuditLog,
+                 row_cap: int, export_cap: int) -> None:
+        self.home, self.cat, self.executor, self.audit = home, cat, executor, audit
+        self.row_cap, self.export_cap = row_cap, export_cap
+        self.analysts = Analysts(workbench_dir(home))
+        self.records = Records(workbench_dir(home))
+        self.sessions = Sessions()
+        self.schemas = TierSchema()
+        self.queries: dict[str, Query] = {}
+
+    # -- sessions ------------------------------------------------------------------------------
+    async def login(self, credential: str, purpose: str, tier: str | None) -> Session:
+        analyst = await asyncio.to_thread(self.analysts.authenticate, credential)
+        if analyst is None:
+            self._audit_login(None, purpose, tier or "", "refused", "unknown or revoked credential")
+            raise WorkbenchError(401, "unauthenticated", "the credential is unknown, wrong or "
+                                 "revoked: ask the hub's administrator for a new one")
+        tier = tier or (STATISTICAL if purpose == ANALYTICS else IDENTIFIED)
+        if not analyst.may_use(tier, purpose):
+            self._audit_login(analyst, purpose, tier, "refused", "not granted")
+            raise WorkbenchError(403, "not_granted", f"{analyst.analyst} may use the "
+                                 f"{'/'.join(analyst.tiers)} tier(s) for purposes "
+                                 f"{', '.join(analyst.purposes)}, not the {tier} tier for "
+                                 f"{purpose}")
+        try:
+            await asyncio.to_thread(self._tier_path, tier, analyst.department, purpose)
+        except TierRefused as e:
+            self._audit_login(analyst, purpose, tier, "refused", str(e))
+            raise WorkbenchError(403, "not_granted", str(e)) from None
+        self._audit_login(analyst, purpose, tier, "login", "")
+        return self.sessions.start(analyst.analyst, analyst.department, purpose, tier)
+
+    def session(self, token: str) -> Session:
+        s = self.sessions.get(token)
+        a = self.analysts.get(s.analyst) if s else None
+        if s is None or a is None or not a.active:
+            if s is not None:
+                self.sessions.end_all_of(s.analyst)
+            raise WorkbenchError(401, "unauthenticated", "log in again: the session ended "
+                                 "(logged out, idle for 30 minutes, or the credential revoked)")
+        return s
+
+    def _tier_path(self, tier: str, department: str, purpose: str) -> Path:
+        current = current_tiers(self.home)
+        found = current.path_of(tier, department, purpose) if current else None
+        if found is None:  # a grant issued after the last publish: built now, once
+            found = add_tier(self.cat, self.home, tier, department, purpose)
+        return found
+
+    def tier_of(self, s: Session) -> Path:
+        return self._tier_path(s.tier, s.department, s.purpose)
+
+    # -- queries -------------------------------------------------------------------------------
+    def submit(self, s: Session, sql: str) -> Query:
+        path = self.tier_of(s)
+        qid = "q-" + secrets.token_hex(8)
+        try:
+            checked = sql_guard.check(sql, self.schemas.tables(path))
+        except sql_guard.Refused as e:
+            self._audit_query(s, qid, sql, None, "refused", error=f"{e.code}: {e.message}")
+            self.records.record(qid, s.analyst, sql, "refused", 0, 0, s.tier, s.purpose)
+            raise WorkbenchError(400, "refused", e.message, e.line, e.column) from None
+        job = self.executor.submit(s.analyst, path, sql, self.row_cap)
+        q = Query(qid, s, sql, checked, job)
+        self.queries[qid] = q
+        asyncio.get_running_loop().create_task(self._finish(q))
+        self._forget_old()
+        return q
+
+    async def _finish(self, q: Query) -> None:
+        outcome = await self.executor.outcome(q.job)
+        answer = _ipc(outcome.table) if outcome.table is not None else b""
+        try:
+            self._audit_query(q.session, q.id, q.sql, q.checked, outcome.state,
+                              rows=_rows(outcome), truncated=outcome.truncated,
+                              elapsed_s=outcome.elapsed_s, error=outcome.error, answer=answer)
+        except Exception:  # an answer whose entry could not be written is never shown
+            log.exception("audit entry of query %s could not be written", q.id)
+            outcome = Outcome(q.job, "failed", None, False, outcome.elapsed_s, outcome.queued_s,
+                              "the audit log could not record this query: nothing is shown")
+        self.records.record(q.id, q.session.analyst, q.sql, outcome.state, _rows(outcome),
+                            int(outcome.elapsed_s * 1000), q.session.tier, q.session.purpose)
+        q.outcome = outcome
+        q.finished.set()
+
+    def query(self, s: Session, qid: str) -> Query:
+        q = self.queries.get(qid)
+        if q is None or q.session.analyst != s.analyst:
+            raise WorkbenchError(404, "unknown_query", f"no query {qid} of yours is kept here: "
+                                 "run it again")
+        return q
+
+    def status(self, q: Query) -> dict:
+        out = {"id": q.id, "sql": q.sql, "position": None, "elapsed_ms": 0, "row_count": 0,
+               "truncated": False, "columns": [], "error": None}
+        if q.outcome is None:
+            state = self.executor.state(q.job)
+            state = state if state in ("queued", "running") else "running"  # being audited
+            out.update(state=state, position=self.executor.position(q.job),
+                       elapsed_ms=int((time.monotonic() - q.submitted) * 1000))
+            return out
+        o = q.outcome
+        out.update(state=o.state, elapsed_ms=int(o.elapsed_s * 1000), row_count=_rows(o),
+                   truncated=o.truncated)
+        if o.table is not None:
+            out["columns"] = [{"name": f.name, "type": str(f.type)} for f in o.table.schema]
+        if o.error:
+            out["error"] = {"message": o.error, "line": None, "column": None}
+        return out
+
+    def rows(self, q: Query, offset: int, limit: int) -> dict:
+        if q.outcome is None or q.outcome.table is None:
+            raise WorkbenchError(409, "no_result", "the query has no result (yet): see its state")
+        t = q.outcome.table
+        page = t.slice(max(0, offset), max(0, min(limit, 1000)))
+        rows = [list(r.values()) for r in page.to_pylist()]
+        return {"rows": _jsonable(rows), "offset": offset, "total": t.num_rows}
+
+    def cancel(self, q: Query) -> dict:
+        if q.outcome is None:
+            self.executor.cancel(q.job)
+        return {"state": "cancelled" if q.outcome is None else q.outcome.state}
+
+    async def export(self, s: Session, q: Query, fmt: str) -> tuple[bytes, str, str]:
+        """(file, media type, file name) of the query re-run with the export cap."""
+        if fmt not in ("csv", "parquet"):
+            raise WorkbenchError(400, "bad_format", "export as csv or parquet")
+        job = self.executor.submit(s.analyst, self.tier_of(s), q.sql, self.export_cap)
+        outcome = await self.executor.outcome(job)
+        if outcome.state != "done":
+            self._audit_query(s, q.id + "-export", q.sql, q.checked, f"export_{outcome.state}",
+                              elapsed_s=outcome.elapsed_s, error=outcome.error)
+            raise WorkbenchError(409, "export_failed", outcome.error or outcome.state)
+        if fmt == "csv":
+            buf = io.BytesIO()
+            pa_csv.write_csv(outcome.table, buf)
+            data, media = CSV_BOM + buf.getvalue(), "text/csv; charset=utf-8"
+        else:
+            buf = io.BytesIO()
+            pq.write_table(outcome.table, buf)
+            data, media = buf.getvalue(), "application/vnd.apache.parquet"
+        self._audit_query(s, q.id + "-export", q.sql, q.checked, "exported",
+                          rows=outcome.table.num_rows, truncated=outcome.truncated,
+                          elapsed_s=outcome.elapsed_s, answer=data, export=fmt)
+        return data, media, f"huiliu-{q.id}.{fmt}"
+
+    # -- schema, analyses ----------------------------------------------------------------------
+    def schema(self, s: Session) -> dict:
+        return {"tables": self.schemas.described(self.tier_of(s))}
+
+    def saved(self, s: Session) -> list[dict]:
+        tables = self.schemas.tables(self.tier_of(s))
+        shared = []
+        for a in yaml.safe_load(ANALYSES_FILE.read_text(encoding="utf-8")):
+            try:
+                sql_guard.check(a["sql"], tables)
+            except sql_guard.Refused:  # its tables are not in this tier
+                continue
+            shared.append({"id": a["id"], "owner": "huiliu", "department": "",
+                           "name": a["name"], "description": a["description"].strip(),
+                           "sql": a["sql"], "shared": True, "chart": a.get("chart")})
+        return shared + self.records.visible(s.analyst, s.department)
+
+    # -- audit ---------------------------------------------------------------------------------
+    def _audit_query(self, s: Session, qid: str, sql: str, checked: sql_guard.Checked | None,
+                     outcome: str, *, rows: int = 0, truncated: bool = False,
+                     elapsed_s: float = 0.0, error: str | None = None, answer: bytes = b"",
+                     export: str | None = None) -> None:
+        detail = {"door": "workbench", "analyst": s.analyst, "tier": s.tier, "outcome": outcome,
+                  "sql": sql, "tables": list(checked.tables) if checked else [],
+                  "rows": rows, "truncated": truncated, "duration_ms": int(elapsed_s * 1000)}
+        if error:
+            detail["error"] = error
+        if export:
+            detail["export"] = export
+        self.audit.append(consumer=s.department, purpose=s.purpose,
+                          template=f"workbench.{s.tier}", case_id=qid, subjects=[],
+                          released=list(checked.columns) if checked else [], withheld=[],
+                          answer=answer, detail=detail)
+
+    def _audit_login(self, a: Analyst | None, purpose: str, tier: str, outcome: str,
+                     reason: str) -> None:
+        detail = {"door": "workbench", "analyst": a.analyst if a else "", "tier": tier,
+                  "outcome": outcome, "sql": "", "tables": [], "rows": 0, "truncated": False,
+                  "duration_ms": 0}
+        if reason:
+            detail["error"] = reason
+        self.audit.append(consumer=a.department if a else "", purpose=purpose,
+                          template="workbench.login", case_id="login-" + secrets.token_hex(4),
+                          subjects=[], released=[], withheld=[], answer=b"", detail=detail)
+
+    def _forget_old(self) -> None:
+        done = [qid for qid, q in self.queries.items() if q.outcome is not None]
+        for qid in done[:-FINISHED_KEPT]:
+            del self.queries[qid]
+
+    def close(self) -> None:
+        self.executor.close()
+        self.analysts.close()
+        self.records.close()
+        self.audit.close()
+
+
+def _rows(o: Outcome) -> int:
+    return o.table.num_rows if o.table is not None else 0
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _jsonable(rows: list[list]) -> list[list]:
+    """Values JSON can carry: dates and decimals as text, bytes as hex."""
+    out = []
+    for r in rows:
+        out.append([v if v is None or isinstance(v, (str, int, float, bool)) else
+                    v.hex() if isinstance(v, bytes) else str(v) for v in r])
+    return out

@@ -1,0 +1,61 @@
+"""Analysts' sessions: a login states a purpose (and so a tier) and gets a random token, kept only
+in the service's memory. A session ends after 30 idle minutes or 8 hours, on logout, and when the
+analyst's credential is revoked (checked at every request through `Analysts.get`)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+IDLE_S, LIFETIME_S = 30 * 60, 8 * 3600
+MAX_SESSIONS = 10_000
+
+
+@dataclass
+class Session:
+    token: str
+    analyst: str
+    department: str
+    purpose: str
+    tier: str
+    started: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+
+    def public(self) -> dict:
+        return {"analyst": self.analyst, "department": self.department, "purpose": self.purpose,
+                "tier": self.tier}
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self._by_token: dict[str, Session] = {}
+
+    def start(self, analyst: str, department: str, purpose: str, tier: str) -> Session:
+        self._expire()
+        if len(self._by_token) >= MAX_SESSIONS:  # oldest first: a flood of logins cannot grow it
+            oldest = min(self._by_token.values(), key=lambda s: s.seen)
+            del self._by_token[oldest.token]
+        s = Session(secrets.token_urlsafe(32), analyst, department, purpose, tier)
+        self._by_token[s.token] = s
+        return s
+
+    def get(self, token: str) -> Session | None:
+        s = self._by_token.get(token)
+        now = time.monotonic()
+        if s is None or now - s.seen > IDLE_S or now - s.started > LIFETIME_S:
+            self._by_token.pop(token, None)
+            return None
+        s.seen = now
+        return s
+
+    def end(self, token: str) -> None:
+        self._by_token.pop(token, None)
+
+    def end_all_of(self, analyst: str) -> None:
+        self._by_token = {t: s for t, s in self._by_token.items() if s.analyst != analyst}
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        self._by_token = {t: s for t, s in self._by_token.items()
+                          if now - s.seen <= IDLE_S and now - s.started <= LIFETIME_S}

@@ -1,0 +1,75 @@
+"""The workbench as a real process on loopback, and a small client of its API, for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pipelines.sim.process import free_port
+
+FINAL = ("done", "failed", "timeout", "cancelled")
+
+
+@contextlib.contextmanager
+def running_workbench(home: Path, env: dict):
+    """`huiliu workbench serve --home HOME` on a free port; yields its URL once /healthz answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "workbench", "serve",
+                             "--home", str(home), "--port", str(port := free_port())], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            assert proc.poll() is None, "the workbench exited at start-up (see its stderr above)"
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the workbench did not answer /healthz within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+class Analyst:
+    """One logged-in analyst's session."""
+
+    def __init__(self, url: str, credential: str, purpose: str = "ANALYTICS",
+                 tier: str | None = None) -> None:
+        self.http = httpx.Client(base_url=url, timeout=60)
+        r = self.http.post("/api/login", json={"credential": credential, "purpose": purpose,
+                                                "tier": tier})
+        assert r.status_code == 200, r.text
+        self.me = r.json()
+        self.http.headers["Authorization"] = f"Bearer {self.me['token']}"
+
+    def submit(self, sql: str) -> httpx.Response:
+        return self.http.post("/api/queries", json={"sql": sql})
+
+    def wait(self, qid: str, timeout: float = 120) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.http.get(f"/api/queries/{qid}").json()
+            if st["state"] in FINAL:
+                return st
+            time.sleep(0.05)
+        raise AssertionError(f"query {qid} did not finish within {timeout} s")
+
+    def run(self, sql: str) -> tuple[dict, list[list]]:
+        """(final state, every row shown) of a query that must be accepted."""
+        r = self.submit(sql)
+        assert r.status_code == 202, (sql, r.text)
+        st = self.wait(r.json()["id"])
+        rows: list[list] = []
+        if st["state"] == "done":
+            while len(rows) < st["row_count"]:
+                page = self.http.get(f"/api/queries/{st['id']}/rows",
+                                     params={"offset": len(rows), "limit": 1000}).json()
+                rows += page["rows"]
+        return st, rows
