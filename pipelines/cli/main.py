@@ -318,18 +318,22 @@ def demo(home, scale, days, seed, serve, port):
                    f"\nobjections:       {env} huiliu objections list --open"
                    f"\n                  {env} huiliu objections show <id>"
                    f"\nmain job finished in {time.perf_counter() - t0:.1f}s; warehouse published "
-                   f"at {s.published_current}\nopen it: duckdb -readonly {s.published_current}")
-        api_port = port + 5080  # 3000 -> 8080
+                   f"at {s.published_current} (the hub's account only: analysts use the "
+                   "workbench below)")
+        api_port, wb_port = port + 5080, port + 5090  # 3000 -> 8080, 8090
         click.echo("\n" + _prefill_example(s, api_port, serve))
+        click.echo("\n" + _workbench_example(s, wb_port, serve))
         if not ok:
             raise click.ClickException("a backflow run failed; see the messages above")
         if serve:
-            api = _start_prefill_service(home, api_port)
+            api = _start_service(home, "serve", api_port)
+            wb = _start_service(home, "workbench", wb_port)
             try:
                 serve_ui(s, port)
             finally:
-                api.terminate()
-                api.wait(10)
+                for service in (api, wb):
+                    service.terminate()
+                    service.wait(10)
     finally:
         sim.stop()
 
@@ -367,14 +371,37 @@ def _prefill_example(s, api_port: int, serving: bool) -> str:
             f"-H 'Content-Type: application/json' -d '{body}'")
 
 
-def _start_prefill_service(home: Path, api_port: int):
+def _workbench_example(s, port: int, serving: bool) -> str:
+    """A demo analyst of the big-data bureau (SJJ) on the statistical tier, and where to use it."""
+    from pipelines.catalog.model import load_catalog
+    from pipelines.workbench.analysts import Analysts
+    from pipelines.workbench.tiers import workbench_dir
+
+    analysts = Analysts(workbench_dir(s.home))
+    try:
+        key = analysts.issue(load_catalog(), "demo_analyst", "SJJ", ["statistical"], ["ANALYTICS"])
+    finally:
+        analysts.close()
+    url = f"http://127.0.0.1:{port}"
+    env = f"HUILIU_HOME={s.home} HUILIU_DEMO=1 HUILIU_AUDIT_KEY={DEMO_AUDIT_KEY}"
+    start = "" if serving else f"{env} .venv/bin/huiliu workbench serve --port {port} &\n"
+    return (f"Analyst workbench{' (serving now)' if serving else ''}: {url}/workbench  "
+            "(statistical tier: IDs pseudonymised, names masked)\n"
+            f"demo analyst credential of 大数据发展局 (SJJ): {key}\n{start}"
+            f"HUILIU_ANALYST_CREDENTIAL={key} .venv/bin/huiliu sql --url {url} "
+            "-e 'SELECT HJDZ_XZQHDM, count(*) FROM cur.ps_pop_basic GROUP BY ALL ORDER BY 2 DESC'")
+
+
+def _start_service(home: Path, command: str, port: int):
+    """`huiliu serve` (prefill) or `huiliu workbench serve`, in demo mode, beside the UI."""
     import subprocess
 
     env = {**os.environ, "HUILIU_HOME": str(home), "HUILIU_DEMO": "1"}
     if not env.get("HUILIU_AUDIT_KEY"):  # unset, or blank as in .env.example
         env["HUILIU_AUDIT_KEY"] = DEMO_AUDIT_KEY
-    return subprocess.Popen([sys.executable, "-m", paths.CLI_MODULE, "serve", "--home", str(home),
-                             "--port", str(api_port)], env=env)
+    args = ["serve"] if command == "serve" else ["workbench", "serve"]
+    return subprocess.Popen([sys.executable, "-m", paths.CLI_MODULE, *args, "--home", str(home),
+                             "--port", str(port)], env=env)
 
 
 def _reconcile_summary(s, truth_dir: Path) -> str:

@@ -37,6 +37,13 @@ def test_nothing_the_hub_writes_is_open_to_other_accounts(tmp_path):
                       for p in written if not p.is_symlink()
                       and stat.S_IMODE(p.lstat().st_mode) & 0o007]
     assert open_to_others == []
+    # the raw published snapshot holds every identifier in clear: the hub's account alone, not
+    # even its group (analysts read the governed tiers through the workbench)
+    published = home / "published"
+    snapshots = list(published.glob("huiliu-*.duckdb"))
+    assert snapshots and stat.S_IMODE(published.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in snapshots} == {0o600}
+    assert (home / "workbench" / "tiers" / "current" / "manifest.json").exists()
     # the hub's account reads and writes what it wrote
     assert all(stat.S_IMODE(p.lstat().st_mode) & 0o600 == 0o600 for p in written
                if p.is_file() and not p.is_symlink())
