@@ -4,11 +4,9 @@ statements are refused before anything runs, and audited; the statistical tier n
 citizen ID or a name in clear; a long query stops at its limit while another analyst's count
 answers; every query is in the audit log, which verifies intact."""
 
-import datetime as dt
 import io
 import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -19,31 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.serving.audit_lines import parse_line, read_lines
+from identifier_scan import valid_citizen_ids
 from sql_corpus import FORBIDDEN
 
 from .serving_helpers import huiliu
 from .workbench_helpers import Analyst, running_workbench
 
 pytestmark = pytest.mark.integration
-
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID = re.compile(r"(?<![0-9A-Z])[1-8][0-9]{5}(?:19|20)[0-9]{6}[0-9]{3}[0-9Xx](?![0-9A-Z])")
-
-
-def valid_citizen_ids(text: str) -> list[str]:
-    """GB 11643 IDs in a text, stated here independently of the hub: a division, a real birth
-    date, a sequence and the check character. (An enterprise's USCC, 18 characters too, can pass
-    the checksum alone: its "birth date" is no date.)"""
-    found = []
-    for m in _ID.findall(text):
-        try:
-            dt.date(int(m[6:10]), int(m[10:12]), int(m[12:14]))
-        except ValueError:
-            continue
-        if "10X98765432"[sum(int(d) * w for d, w in zip(m, _WEIGHTS)) % 11] == m[-1].upper():
-            found.append(m)
-    return found
-
 
 @pytest.fixture(scope="module")
 def workbench(served_sim_world, tmp_path_factory):

@@ -15,6 +15,7 @@ from pipelines.workbench.masking import MASKING_FILE
 from pipelines.workbench.pseudonym import pseudonym
 from pipelines.workbench.tier_build import build_tier
 from pipelines.workbench.tier_plan import TierRefused, plan_tier
+from identifier_scan import ID_PATTERN, valid_citizen_ids
 from release_rule import golden, may_receive, resources, shared
 
 pytestmark = pytest.mark.integration
@@ -172,3 +173,29 @@ def test_the_statistical_tier_pseudonymises_ids_and_masks_names_dates_addresses(
         assert masked_id == pseudonym(citizen_id, KEY)  # stable, keyed, joinable
         assert masked_name == name[0] + "*" or masked_name == name[:2] + "*"
         assert month == born.strftime("%Y-%m")
+
+
+def test_no_statistical_tier_file_holds_an_id_or_a_name_in_clear(tiers):
+    """Every text value of every table of every statistical tier file, scanned whole: no valid
+    citizen ID anywhere in it, no value that is a name of the node's people."""
+    snapshot, built = tiers
+    scanned = 0
+    for path in {p for (tier, _, _), p in built.items() if tier == "statistical" and p}:
+        with duckdb.connect(str(path), read_only=True) as con:
+            con.execute(f"ATTACH '{snapshot}' AS snap (READ_ONLY)")
+            con.execute("CREATE TEMP TABLE names AS SELECT DISTINCT XM AS name FROM "
+                        "snap.hist.ps_pop_basic WHERE length(XM) >= 2")
+            text_columns = con.execute("""SELECT schema_name, table_name, column_name
+                FROM duckdb_columns() WHERE database_name = current_database()
+                  AND data_type = 'VARCHAR'""").fetchall()
+            for schema, table, column in text_columns:
+                ref = f'{schema}."{table}"."{column}"'
+                candidates = con.execute(
+                    f"SELECT DISTINCT {ref} FROM {schema}.\"{table}\" "
+                    f"WHERE regexp_matches({ref}, ?)", [ID_PATTERN]).fetchall()
+                assert [v for (v,) in candidates if valid_citizen_ids(v)] == [], ref
+                named = con.execute(f"SELECT count(*) FROM {schema}.\"{table}\" "
+                                    f"WHERE {ref} IN (SELECT name FROM names)").fetchone()[0]
+                assert named == 0, ref
+                scanned += 1
+    assert scanned > 100
