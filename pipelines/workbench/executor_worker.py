@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -161,14 +162,34 @@ def _run(tiers: _Tiers, watch: _Watch, db_path: str, sql: str, row_cap: int):
             reason = watch.reason
         if reason:
             return reason, None, False, STOPPED[reason]
-        message = str(exc) if isinstance(exc, duckdb.Error) else f"{type(exc).__name__}: {exc}"
-        return "failed", None, False, message
+        if not isinstance(exc, duckdb.Error):
+            return "failed", None, False, f"{type(exc).__name__}: {exc}"
+        return "failed", None, False, _with_position(cursor, sql, str(exc))
     finally:
         with watch.lock:
             watch.cursor = None  # no interrupt may reach a closed cursor
         if cursor is not None:
             with contextlib.suppress(duckdb.Error):
                 cursor.close()
+
+
+_LINE = re.compile(r"\nLINE (\d+):")
+
+
+def _with_position(cursor, sql: str, message: str) -> str:
+    """DuckDB's relational API reports a binder error without where it is; planning the statement
+    alone (EXPLAIN, nothing runs) reports it with "LINE n:" and a caret. EXPLAIN goes on a line of
+    its own, so only the line number moves back."""
+    if cursor is None or "\nLINE " in message or not message.startswith(
+            ("Binder Error", "Catalog Error", "Parser Error")):
+        return message
+    try:
+        cursor.execute("EXPLAIN\n" + sql)
+    except duckdb.Error as planned:
+        text = str(planned)
+        if text.split("\n")[0] == message.split("\n")[0] and _LINE.search(text):
+            return _LINE.sub(lambda m: f"\nLINE {int(m.group(1)) - 1}:", text)
+    return message
 
 
 def _fetch(cursor: duckdb.DuckDBPyConnection, sql: str, row_cap: int) -> tuple[pa.Table, bool]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -169,7 +170,8 @@ class Workbench:
         if o.table is not None:
             out["columns"] = [{"name": f.name, "type": str(f.type)} for f in o.table.schema]
         if o.error:
-            out["error"] = {"message": o.error, "line": None, "column": None}
+            line, column = _position(o.error)
+            out["error"] = {"message": o.error, "line": line, "column": column}
         return out
 
     def rows(self, q: Query, offset: int, limit: int) -> dict:
@@ -263,6 +265,18 @@ class Workbench:
         self.analysts.close()
         self.records.close()
         self.audit.close()
+
+
+_LINE = re.compile(r"\nLINE (\d+): (.*)\n( *)\^")
+
+
+def _position(error: str) -> tuple[int | None, int | None]:
+    """Where DuckDB's message points (its "LINE n:" and the caret under it), 1-based."""
+    m = _LINE.search(error)
+    if m is None:
+        return None, None
+    prefix = len(f"LINE {m.group(1)}: ")
+    return int(m.group(1)), len(m.group(3)) - prefix + 1
 
 
 def _rows(o: Outcome) -> int:

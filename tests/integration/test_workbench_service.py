@@ -220,3 +220,10 @@ def test_a_revoked_analyst_is_logged_out_at_the_next_request(workbench):
     assert a.run("SELECT 1")[0]["state"] == "done"
     huiliu(workbench["home"], workbench["env"], "analysts", "revoke", "temp_analyst")
     assert a.submit("SELECT 1").status_code == 401
+
+
+def test_a_query_duckdb_cannot_bind_fails_with_where_the_problem_is(workbench):
+    a = Analyst(workbench["url"], workbench["creds"]["li_na"])
+    st, _ = a.run("SELECT XBDM,\n  no_such_column FROM cur.ps_pop_basic")
+    assert st["state"] == "failed" and "no_such_column" in st["error"]["message"]
+    assert (st["error"]["line"], st["error"]["column"]) == (2, 3)
