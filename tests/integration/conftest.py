@@ -1,7 +1,9 @@
 import datetime as dt
 import secrets
+import shutil
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from pipelines.sim.process import SimulatorProcess
 from pipelines import backflow
@@ -36,3 +38,14 @@ def served_sim_world(tmp_path_factory):
            "HUILIU_AUDIT_ANCHOR": str(tmp / "anchor" / "audit.anchor")}
     (tmp / "anchor").mkdir()
     return s, truth, env
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, for the tests of the hub's pages."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "Debian's chromium is needed for this test: apt install chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, headless=True)
+        yield b
+        b.close()

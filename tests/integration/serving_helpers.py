@@ -1,4 +1,5 @@
-"""The prefill service as a real process on loopback, for the tests that talk to it."""
+"""The hub's services (the prefill service, the analysts' workbench) as real processes on
+loopback, for the tests that talk to them."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from pipelines.sim.process import free_port
 
 
 @contextlib.contextmanager
-def running_service(home: Path, env: dict):
-    """`huiliu serve --home HOME` on a free port; yields its URL once /healthz answers."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home),
+def running_service(home: Path, env: dict, command: tuple[str, ...] = ("serve",)):
+    """`huiliu <command> --home HOME` on a free port (default the prefill service; the workbench
+    is ("workbench", "serve")); yields its URL once /healthz answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *command, "--home", str(home),
                              "--port", str(port := free_port())], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(600):
             assert proc.poll() is None, "the service exited at start-up (see its stderr above)"
             try:
                 if httpx.get(f"{url}/healthz").status_code == 200:
@@ -28,11 +30,11 @@ def running_service(home: Path, env: dict):
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
-            raise AssertionError("the service did not answer /healthz within 30 s")
+            raise AssertionError("the service did not answer /healthz within 60 s")
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(20)
 
 
 def huiliu(home: Path, env: dict, *args: str) -> str:

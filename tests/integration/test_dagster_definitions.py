@@ -17,7 +17,8 @@ def test_every_resource_is_an_asset_in_its_providers_group_and_pool():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     expected = {f"backflow/{r.key}" for r in catalog().resources.values()}
     assert keys == expected | {"warehouse/published", "governance/objections",
-                               "governance/scorecard", "identity/reconciled", "serving/store"}
+                               "governance/scorecard", "identity/reconciled", "serving/store",
+                               "workbench/tiers"}
     for r in catalog().resources.values():
         node = graph.get(dg.AssetKey(["backflow", r.key]))
         assert node.group_name == f"backflow_{r.provider.lower()}"
@@ -27,6 +28,9 @@ def test_every_resource_is_an_asset_in_its_providers_group_and_pool():
     # the scorecard, entities, golden records and conflicts of the same moment
     assert {k.to_user_string() for k in published.parent_keys} == expected | {
         "governance/scorecard", "identity/reconciled"}
+    # the analysts' tiers are built from each published snapshot, like the prefill store
+    tiers = graph.get(dg.AssetKey(["workbench", "tiers"]))
+    assert {k.to_user_string() for k in tiers.parent_keys} == {"warehouse/published"}
     reconciled = graph.get(dg.AssetKey(["identity", "reconciled"]))
     assert "governance/objections" in {k.to_user_string() for k in reconciled.parent_keys}
 

@@ -2,24 +2,11 @@
 life event, enter the subjects, see the prefilled form with source, freshness and withheld
 badges; an unknown subject shows the service's own explanation."""
 
-import shutil
-
 import pytest
-from playwright.sync_api import sync_playwright
 
 from .test_prefill_api import LI, STRANGER, WANG, service  # noqa: F401 - the running service
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert exe, "Debian's chromium is needed for this test: apt install chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True)
-        yield b
-        b.close()
 
 
 def open_form(browser, url, credential, template="NEWBORN"):

@@ -3,10 +3,8 @@ the schema with its comments, run a query and see masked values and the truncate
 a long one, export CSV and open it, save a query and reopen it, run a shared analysis and see
 its chart."""
 
-import shutil
-
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from .test_workbench_service import workbench  # noqa: F401 - the running workbench
 
@@ -14,16 +12,6 @@ pytestmark = pytest.mark.integration
 
 SLOW = ("SELECT count(*) FROM range(10000000000000) a, range(1000) b "
         "WHERE (a.range * b.range) % 7 = 3")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert exe, "Debian's chromium is needed for this test: apt install chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from pipelines.serving.audit_lines import parse_line, read_lines
 from identifier_scan import valid_citizen_ids
 from sql_corpus import FORBIDDEN
 
-from .serving_helpers import huiliu
-from .workbench_helpers import Analyst, running_workbench
+from .serving_helpers import huiliu, running_service
+from .workbench_helpers import Analyst
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def workbench(served_sim_world, tmp_path_factory):
         names = {n for (n,) in con.execute("SELECT DISTINCT XM FROM hist.ps_pop_basic "
                                            "WHERE length(XM) >= 2").fetchall()}
         persons = con.execute("SELECT count(*) FROM cur.ps_pop_basic").fetchone()[0]
-    with running_workbench(home, env) as url:
+    with running_service(home, env, ("workbench", "serve")) as url:
         yield {"url": url, "creds": creds, "env": env, "home": home, "names": names,
                "persons": persons}
 
@@ -227,3 +227,22 @@ def test_a_query_duckdb_cannot_bind_fails_with_where_the_problem_is(workbench):
     st, _ = a.run("SELECT XBDM,\n  no_such_column FROM cur.ps_pop_basic")
     assert st["state"] == "failed" and "no_such_column" in st["error"]["message"]
     assert (st["error"]["line"], st["error"]["column"]) == (2, 3)
+
+
+def test_saved_queries_are_private_or_shared_with_the_department(workbench):
+    li, zhao = (Analyst(workbench["url"], workbench["creds"][n]) for n in ("li_na", "zhao_lei"))
+    other_department = Analyst(workbench["url"], workbench["creds"]["wang_fang"], "ANALYTICS")
+    body = {"sql": "SELECT XBDM, count(*) FROM cur.ps_pop_basic GROUP BY 1", "chart": None}
+    shared = li.http.post("/api/saved", json={**body, "name": "by sex", "shared": True}).json()
+    private = li.http.post("/api/saved", json={**body, "name": "mine", "shared": False}).json()
+
+    def names(a):
+        return {s["id"] for s in a.http.get("/api/saved").json()["saved"]}
+
+    assert {shared["id"], private["id"]} <= names(li)
+    assert shared["id"] in names(zhao) and private["id"] not in names(zhao)
+    assert not {shared["id"], private["id"]} & names(other_department)
+    # the node's own analyses are there for everyone whose tier holds their tables
+    assert {"life-events-month", "backflow-freshness", "open-objections"} <= names(zhao)
+    assert zhao.http.delete(f"/api/saved/{shared['id']}").status_code == 404  # not the owner
+    assert li.http.delete(f"/api/saved/{shared['id']}").status_code == 200

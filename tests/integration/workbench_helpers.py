@@ -1,40 +1,13 @@
-"""The workbench as a real process on loopback, and a small client of its API, for the tests."""
+"""A small client of the workbench's API, for the tests (the service itself runs through
+serving_helpers.running_service)."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 
-from pipelines.sim.process import free_port
-
 FINAL = ("done", "failed", "timeout", "cancelled")
-
-
-@contextlib.contextmanager
-def running_workbench(home: Path, env: dict):
-    """`huiliu workbench serve --home HOME` on a free port; yields its URL once /healthz answers."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "workbench", "serve",
-                             "--home", str(home), "--port", str(port := free_port())], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            assert proc.poll() is None, "the workbench exited at start-up (see its stderr above)"
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the workbench did not answer /healthz within 60 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 class Analyst:
