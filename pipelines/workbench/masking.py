@@ -68,14 +68,16 @@ def _mask(value, where: str) -> Mask:
                        f"{', '.join(SIMPLE_MASKS)} or {{division_of: FIELD}})")
 
 
-_LOADED: dict[int, Masking] = {}  # by catalogue (loaded once per process)
+# loaded once per catalogue and file; the catalogue is kept with it, so its id is not reused
+_LOADED: dict[tuple, tuple[Catalog, Masking]] = {}
 
 
 def load_masking(cat: Catalog) -> Masking:
     """The masking file, checked: every name it uses exists, and no identifier is left clear."""
-    if id(cat) not in _LOADED:
-        _LOADED[id(cat)] = _load(cat)
-    return _LOADED[id(cat)]
+    key = (id(cat), MASKING_FILE)
+    if key not in _LOADED:
+        _LOADED[key] = (cat, _load(cat))
+    return _LOADED[key][1]
 
 
 def _load(cat: Catalog) -> Masking:
