@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-POLL_S = 0.1
+WAIT_S = 10  # each state request waits this long at most for the query to end
 FINAL = ("done", "failed", "timeout", "cancelled")
 
 
@@ -61,13 +60,12 @@ class WorkbenchClient:
 
     def run(self, sql: str) -> dict:
         """The query's final state (polling), or ClientError when it was refused."""
-        q = self._answer(self.http.post("/api/queries", json={"sql": sql}))
+        q = self._answer(self.http.post("/api/queries", json={"sql": sql, "wait": WAIT_S}))
         try:
-            while True:
-                st = self._answer(self.http.get(f"/api/queries/{q['id']}"))
-                if st["state"] in FINAL:
-                    return st
-                time.sleep(POLL_S)
+            while q["state"] not in FINAL:
+                q = self._answer(self.http.get(f"/api/queries/{q['id']}",
+                                               params={"wait": WAIT_S}))
+            return q
         except KeyboardInterrupt:
             self.http.post(f"/api/queries/{q['id']}/cancel")
             raise

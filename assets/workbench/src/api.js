@@ -59,8 +59,9 @@ export const api = {
   logout: () => json("POST", "logout"),
   whoami: () => json("GET", "whoami"),
   schema: () => json("GET", "schema"),
-  submit: (sql) => json("POST", "queries", { body: { sql } }),
-  query: (id) => json("GET", `queries/${encodeURIComponent(id)}`),
+  // `wait` (seconds): the service answers as soon as the query ends, or after that long
+  submit: (sql, wait) => json("POST", "queries", { body: { sql, wait } }),
+  query: (id, wait) => json("GET", `queries/${encodeURIComponent(id)}?wait=${wait}`),
   rows: (id, offset, limit) =>
     json("GET", `queries/${encodeURIComponent(id)}/rows?offset=${offset}&limit=${limit}`),
   cancel: (id) => json("POST", `queries/${encodeURIComponent(id)}/cancel`),

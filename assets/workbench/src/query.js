@@ -1,5 +1,6 @@
-// Query lifecycle: submit, poll every 300 ms, show #status, cancel; on done hand the
-// result to the grid, the chart and the export buttons.
+// Query lifecycle: submit, then ask for its state with a wait (the service answers the moment the
+// query ends, or after WAIT_S to refresh the position and elapsed time), show #status, cancel; on
+// done hand the result to the grid, the chart and the export buttons.
 import { api } from "./api.js";
 import { $, el, fmtSeconds, STATE_LABELS } from "./dom.js";
 import { showError, clearError } from "./errors.js";
@@ -9,7 +10,9 @@ import { resetChart, setChartResult } from "./chartpanel.js";
 import { setExportable } from "./export.js";
 import { loadHistory } from "./history.js";
 
-const POLL_MS = 300;
+const WAIT_S = 2; // each state request waits this long at most for the query to end
+const SUBMIT_WAIT_S = 1; // a quick query is answered by its submission
+const RETRY_MS = 500; // after a failed state request
 const ACTIVE = new Set(["queued", "running"]);
 let active = null; // {id, timer, failures}
 
@@ -67,7 +70,7 @@ async function poll(run) {
   if (active !== run) return;
   let q;
   try {
-    q = await api.query(run.id);
+    q = await api.query(run.id, WAIT_S);
     run.failures = 0;
   } catch (e) {
     if (active !== run) return;
@@ -84,7 +87,7 @@ async function poll(run) {
   if (active !== run) return;
   if (q && !ACTIVE.has(q.state)) { await finish(q); return; }
   if (q) show(q);
-  run.timer = setTimeout(() => poll(run), POLL_MS);
+  run.timer = setTimeout(() => poll(run), q ? 0 : RETRY_MS);
 }
 
 export async function runQuery() {
@@ -96,13 +99,13 @@ export async function runQuery() {
   resetResults();
   resetChart();
   setExportable(null);
-  const run = { id: null, timer: null, failures: 0 };
+  const run = { id: null, timer: null, failures: 0, cancelWanted: false };
   active = run;
   setBusy(true);
   setStatus("submitting");
   let q;
   try {
-    q = await api.submit(sql);
+    q = await api.submit(sql, SUBMIT_WAIT_S);
   } catch (e) {
     if (active === run) { active = null; setBusy(false); setStatus(""); }
     if (e.status !== 401) { showError(e); markError(e.message, e.line, e.column); }
@@ -111,14 +114,16 @@ export async function runQuery() {
   if (active !== run) return; // logged out meanwhile
   run.id = q.id;
   if (!ACTIVE.has(q.state)) { await finish(q); return; }
+  if (run.cancelWanted) { await cancelQuery(); return; } // cancelled while it was submitted
   show(q);
   loadHistory();
-  run.timer = setTimeout(() => poll(run), POLL_MS);
+  run.timer = setTimeout(() => poll(run), 0);
 }
 
 export async function cancelQuery() {
   const run = active;
-  if (!run || !run.id) return;
+  if (!run) return;
+  if (!run.id) { run.cancelWanted = true; $("cancel").disabled = true; return; }
   $("cancel").disabled = true;
   try {
     const res = await api.cancel(run.id);

@@ -3,8 +3,10 @@
 GET  /workbench                      the page (assets/workbench: committed, bundled JavaScript)
 POST /api/login | /api/logout        a session for one purpose (and so one tier)
 GET  /api/whoami | /api/schema       the session; the tier's tables, columns and comments
-POST /api/queries                    check and queue a query (400 with the position when refused)
-GET  /api/queries/{id}[/rows]        its state; a page of its rows
+POST /api/queries                    check and queue a query (400 with the position when refused);
+                                     with "wait": S, answered once it ends (200) or after S (202)
+GET  /api/queries/{id}[?wait=S]      its state, once it ends or after S seconds (at most 30)
+GET  /api/queries/{id}/rows          a page of its rows
 POST /api/queries/{id}/cancel        stop it
 GET  /api/queries/{id}/export        CSV (UTF-8 with BOM) or Parquet, re-run up to the export cap
 GET  /api/history | /api/saved       the analyst's queries; saved queries and the node's analyses
@@ -16,6 +18,7 @@ outcome is in the audit log before it is shown (service.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from pathlib import Path
@@ -39,6 +42,7 @@ PAGE = paths.ASSETS / "workbench"
 STATIC = {"workbench.js": (PAGE / "dist" / "workbench.js", "text/javascript"),
           "workbench.css": (PAGE / "workbench.css", "text/css")}
 MAX_BODY = 256 * 1024  # an SQL text, a saved query
+MAX_WAIT_S = 30.0
 
 
 def _error(e: WorkbenchError) -> JSONResponse:
@@ -57,6 +61,18 @@ async def _body(request: Request) -> dict:
     if not isinstance(body, dict):
         raise WorkbenchError(400, "bad_json", "the body must be a JSON object")
     return body
+
+
+async def _wait(q, seconds) -> None:
+    """Until the query ends (its outcome audited) or `seconds` (at most MAX_WAIT_S) pass: a
+    client asks for a state with a wait rather than polling, and hears of the end at once."""
+    try:
+        wait = min(float(seconds or 0), MAX_WAIT_S)
+    except (TypeError, ValueError):
+        raise WorkbenchError(400, "bad_wait", "wait is a number of seconds") from None
+    if wait > 0 and q.outcome is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(q.finished.wait(), wait)
 
 
 def create_app(wb: Workbench) -> Starlette:
@@ -109,15 +125,17 @@ def create_app(wb: Workbench) -> Starlette:
 
     async def submit(request: Request) -> Response:
         s = session(request)
-        sql = str((await _body(request)).get("sql", ""))
-        q = wb.submit(s, sql)
+        body = await _body(request)
+        q = wb.submit(s, str(body.get("sql", "")))
+        await _wait(q, body.get("wait"))
         st = wb.status(q)
-        return JSONResponse({"id": q.id, "state": st["state"], "position": st["position"]},
-                            status_code=202)
+        return JSONResponse(st, status_code=200 if q.outcome else 202)
 
     async def status(request: Request) -> Response:
         s = session(request)
-        return JSONResponse(wb.status(wb.query(s, request.path_params["qid"])))
+        q = wb.query(s, request.path_params["qid"])
+        await _wait(q, request.query_params.get("wait"))
+        return JSONResponse(wb.status(q))
 
     async def rows(request: Request) -> Response:
         s = session(request)
