@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 WAIT_S = 10  # each state request waits this long at most for the query to end
+PAGE = 1000  # rows a request brings
 FINAL = ("done", "failed", "timeout", "cancelled")
 
 
@@ -60,7 +61,8 @@ class WorkbenchClient:
 
     def run(self, sql: str) -> dict:
         """The query's final state (polling), or ClientError when it was refused."""
-        q = self._answer(self.http.post("/api/queries", json={"sql": sql, "wait": WAIT_S}))
+        q = self._answer(self.http.post("/api/queries", json={"sql": sql, "wait": WAIT_S,
+                                                               "rows": PAGE}))
         try:
             while q["state"] not in FINAL:
                 q = self._answer(self.http.get(f"/api/queries/{q['id']}",
@@ -70,11 +72,11 @@ class WorkbenchClient:
             self.http.post(f"/api/queries/{q['id']}/cancel")
             raise
 
-    def rows(self, qid: str, total: int) -> list[list]:
-        out: list[list] = []
+    def rows(self, qid: str, total: int, first: list[list] | None = None) -> list[list]:
+        out: list[list] = list(first or [])
         while len(out) < total:
             page = self._answer(self.http.get(f"/api/queries/{qid}/rows",
-                                              params={"offset": len(out), "limit": 1000}))
+                                              params={"offset": len(out), "limit": PAGE}))
             if not page["rows"]:
                 break
             out += page["rows"]
@@ -102,7 +104,7 @@ class WorkbenchClient:
         if fmt == "parquet":
             raise ClientError("--format parquet needs -o FILE")
         names = [c["name"] for c in st["columns"]]
-        rows = self.rows(st["id"], st["row_count"])
+        rows = self.rows(st["id"], st["row_count"], st.get("rows"))
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")

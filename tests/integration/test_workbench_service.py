@@ -250,6 +250,6 @@ def test_saved_queries_are_private_or_shared_with_the_department(workbench):
 
 def test_a_quick_query_is_answered_by_its_submission(workbench):
     a = Analyst(workbench["url"], workbench["creds"]["li_na"])
-    r = a.http.post("/api/queries", json={"sql": "SELECT 42 AS answer", "wait": 10})
-    assert r.status_code == 200 and r.json()["state"] == "done" and r.json()["row_count"] == 1
+    r = a.http.post("/api/queries", json={"sql": "SELECT 42 AS answer", "wait": 10, "rows": 10})
+    assert r.status_code == 200 and r.json()["state"] == "done" and r.json()["rows"] == [[42]]
     assert a.http.get(f"/api/queries/{r.json()['id']}/rows").json()["rows"] == [[42]]
