@@ -12,28 +12,37 @@ own published snapshots, store and audit log are left as they are. Then:
              tier files and their bytes
   queries    ten analytical queries on the statistical tier of SJJ (purpose ANALYTICS): counts,
              group-bys by district and month, a join of history with golden records, window
-             functions, a distinct count; each result under the workbench's 1,000-row cap, so both
-             sides do the same work. Bare: `duckdb.connect(tier, read_only=True)` with the
-             worker's threads and memory limit, fetchall. Workbench: the real service
-             (`huiliu workbench serve`, its query workers, the audit log), one analyst logged in,
-             each query POSTed, its state polled every --poll-ms (default 5 ms) until final, its
-             rows fetched: end to end, submit to rows in hand. One untimed warm run each, then
-             --reps repetitions (default 5), query by query, the two sides alternating which goes
-             first; medians per query, their totals and ratio (target: workbench <= 1.3x bare)
-  count      a warm `SELECT count(*) FROM cur.ps_pop_basic` end to end through the workbench,
-             --count-runs times (default 20): median and p95 (target < 300 ms)
-             and as the shipped clients poll: `huiliu sql` (every 100 ms) and the page (every
-             300 ms, the first 300 ms after the submit)
-  polling    the service's own execution time of the three longest queries while the client polls
-             every 1, 5 or 100 ms, beside bare: what polling takes from the query on 2 cores
-  floor      `SELECT 1` through the workbench and bare, and the HTTP round trip of one status poll:
-             the fixed cost under every workbench query
-  breakdown  where a workbench query's time goes: the POST (the guard's parse included); the
-             worker's execution as the service reports it; the moment the service stamped the
-             query's audit entry (read back from its audit log: it has the outcome then) and how
-             long after that the poll saw it final; the rows GET. In this process, after the
-             service stopped: the guard alone, the executor alone (no HTTP, no audit), a worker's
-             steps replicated (session, Arrow read, IPC), one audit entry, one history row
+             functions, a distinct count; each result under the workbench's 1,000-row cap, so all
+             sides do the same work. Three sides, against the real service (`huiliu workbench
+             serve`, its query workers, the audit log) with one analyst logged in, each timed end
+             to end, submit to rows in hand:
+               bare       `duckdb.connect(tier, read_only=True)` with the worker's threads and
+                          memory limit, fetchall
+               workbench  as the shipped clients now ask: one POST {"sql", "wait": 30, "rows":
+                          1000}, answered when the query ends with its state and first rows; only
+                          if it is not final then, GET ?wait=30 until it is; row pages beyond the
+                          first only if needed
+               polled     the old way, for a same-run "before" figure: POST {"sql"}, its state
+                          polled every --poll-ms (default 5 ms) until final, then its rows GET
+             One untimed warm run each, then --reps repetitions (default 5), query by query, the
+             sides rotating which goes first; medians per query, their totals and ratios (target:
+             workbench <= 1.3x bare), and the service's own execution time (its `elapsed_ms`) on
+             each workbench side: what polling takes from DuckDB on 2 cores
+  count      a warm `SELECT count(*) FROM cur.ps_pop_basic` end to end, --count-runs times
+             (default 20): median and p95 (target < 300 ms) through the API as above (waiting and
+             polled), through `huiliu sql` itself (pipelines.workbench.client.WorkbenchClient: its
+             run, then its rows) and on the page's schedule (assets/workbench/src/query.js: POST
+             with wait 1 s, GET ?wait=2 until final, then the grid's first page of 100 rows; the
+             chart's own rows request, sent beside the grid's, is not replayed)
+  floor      `SELECT 1` through the workbench (waiting and polled) and bare, and the HTTP round
+             trip of one small GET: the fixed cost under every workbench query
+  breakdown  where a waiting workbench query's time goes: the service's execution (its
+             `elapsed_ms`); the moment the service stamped the query's audit entry (read back from
+             its audit log: it has the outcome then), so submit -> audit stamp (the POST's way in,
+             the guard, the queue, the execution, the audit entry) and audit stamp -> answer in
+             hand (the history row, the wake-up, the first rows and the response). In this process,
+             after the service stopped: the guard alone, the executor alone (no HTTP, no audit), a
+             worker's steps replicated (session, Arrow read, IPC), one audit entry, one history row
 Writes benchmarks/results/workbench-<scale>.json.
 """
 
@@ -64,6 +73,7 @@ from pipelines.sim.process import SimulatorProcess, free_port
 
 RESULTS = Path(__file__).parent / "results"
 FINAL = ("done", "failed", "timeout", "cancelled")
+WAIT_S, PAGE = 30, 1000  # the benchmark's client: a request waits up to 30 s; 1,000 rows inline
 MARKER = ".bench_workbench"  # our own folder: only a folder holding it is ever removed
 DEPARTMENT, PURPOSE, TIER = "SJJ", "ANALYTICS", "statistical"
 
@@ -220,41 +230,47 @@ def own_home(work: Path) -> Path:
 
 
 class Client:
-    """One logged-in analyst over HTTP, timing each query end to end."""
+    """One logged-in analyst over HTTP, timing each query end to end, submit to rows in hand.
+    `run(sql)` asks as the shipped clients now do (a POST that waits and brings the first rows);
+    `run(sql, poll_s)` the old way (a POST, its state polled every poll_s, then its rows)."""
 
-    def __init__(self, url: str, credential: str, poll_s: float) -> None:
+    def __init__(self, url: str, credential: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=120)
         r = self.http.post("/api/login", json={"credential": credential, "purpose": PURPOSE})
         if r.status_code != 200:
             raise SystemExit(f"login refused: {r.status_code} {r.text}")
         self.http.headers["Authorization"] = f"Bearer {r.json()['token']}"
-        self.poll_s = poll_s
 
-    def run(self, sql: str) -> dict:
+    def run(self, sql: str, poll_s: float | None = None) -> dict:
         w0, t0 = time.time(), time.perf_counter()
-        r = self.http.post("/api/queries", json={"sql": sql})
+        body = {"sql": sql} if poll_s else {"sql": sql, "wait": WAIT_S, "rows": PAGE}
+        r = self.http.post("/api/queries", json=body)
         t1 = time.perf_counter()
-        if r.status_code != 202:
+        if r.status_code not in (200, 202):
             raise SystemExit(f"the workbench refused {sql!r}: {r.status_code} {r.text}")
-        qid, polls = r.json()["id"], 0
-        while True:
-            st = self.http.get(f"/api/queries/{qid}").json()
-            polls += 1
-            if st["state"] in FINAL:
-                break
-            time.sleep(self.poll_s)
+        st, requests = r.json(), 1
+        qid = st["id"]
+        while st["state"] not in FINAL:
+            if poll_s:
+                time.sleep(poll_s)
+                st = self.http.get(f"/api/queries/{qid}").json()
+            else:
+                st = self.http.get(f"/api/queries/{qid}", params={"wait": WAIT_S}).json()
+            requests += 1
         w2, t2 = time.time(), time.perf_counter()
         if st["state"] != "done":
             raise SystemExit(f"{sql!r} ended {st['state']}: {st.get('error')}")
-        rows: list = []
+        rows: list = list(st.get("rows") or [])
         while len(rows) < st["row_count"]:
             page = self.http.get(f"/api/queries/{qid}/rows",
-                                 params={"offset": len(rows), "limit": 1000}).json()
+                                 params={"offset": len(rows), "limit": PAGE}).json()
             rows += page["rows"]
+            requests += 1
         t3 = time.perf_counter()
         return {"total_s": t3 - t0, "submit_s": t1 - t0, "wait_s": t2 - t1, "rows_s": t3 - t2,
-                "exec_ms": st["elapsed_ms"], "polls": polls, "rows": len(rows),
-                "truncated": st["truncated"], "qid": qid, "submitted_at": w0, "seen_at": w2}
+                "exec_ms": st["elapsed_ms"], "requests": requests, "rows": len(rows),
+                "inline_rows": len(st.get("rows") or []), "truncated": st["truncated"],
+                "qid": qid, "submitted_at": w0, "seen_at": w2}
 
     def rtt(self) -> float:
         t = time.perf_counter()
@@ -264,8 +280,9 @@ class Client:
 
 def audited_at(home: Path, runs: list[dict]) -> None:
     """Each run's `to_audit_ms` (its submit to the moment the service stamped its audit entry,
-    i.e. had its outcome) and `poll_lag_ms` (from that stamp to the poll that saw it final), from
-    the service's audit log (same machine, same clock)."""
+    i.e. had its outcome) and `after_audit_ms` (from that stamp to the answer that told this
+    client the query was final: the POST's when it waited, else the poll's), from the service's
+    audit log (same machine, same clock)."""
     stamped = {}
     with (home / "serving" / "audit.jsonl").open("rb") as f:
         for line in f:
@@ -273,61 +290,36 @@ def audited_at(home: Path, runs: list[dict]) -> None:
             stamped[e[5]] = dt.datetime.fromisoformat(e[1]).timestamp()
     for r in runs:
         at = stamped[r["qid"]]
-        r["to_audit_ms"], r["poll_lag_ms"] = ms(at - r["submitted_at"]), ms(r["seen_at"] - at)
+        r["to_audit_ms"], r["after_audit_ms"] = ms(at - r["submitted_at"]), ms(r["seen_at"] - at)
 
 
 def shipped_clients(url: str, credential: str, wb: Client, runs: int) -> dict:
-    """The warm count(*) end to end as the shipped clients poll: `huiliu sql` (its own class:
-    a poll at once, then every 100 ms) and the page (assets/workbench/src/query.js: the first
-    poll 300 ms after the submit, then every 300 ms; replayed here with the same requests)."""
+    """The warm count(*) end to end as the shipped clients now ask: `huiliu sql` itself (its
+    WorkbenchClient: run = POST with wait 10 s and rows 1000, long-polls if needed; then its rows)
+    and the page's schedule (assets/workbench/src/query.js: POST with wait 1 s and no rows, GET
+    ?wait=2 until final, then the grid's first page, 100 rows; replayed with the same requests)."""
     from pipelines.workbench.client import WorkbenchClient
 
     cli = []
     with WorkbenchClient(url, credential, PURPOSE, None, lambda *_: "") as c:
-        c.rows(c.run(COUNT_SQL)["id"], 1)  # its session's first query
+        c.run(COUNT_SQL)  # its session's first query
         for _ in range(runs):
             t = time.perf_counter()
             st = c.run(COUNT_SQL)
-            c.rows(st["id"], st["row_count"])
+            got = c.rows(st["id"], st["row_count"], st.get("rows"))
             cli.append(ms(time.perf_counter() - t))
+            assert st["state"] == "done" and len(got) == 1, st
     page = []
     for _ in range(runs):
         t = time.perf_counter()
-        qid = wb.http.post("/api/queries", json={"sql": COUNT_SQL}).json()["id"]
-        while True:
-            time.sleep(0.3)
-            st = wb.http.get(f"/api/queries/{qid}").json()
-            if st["state"] in FINAL:
-                break
-        wb.http.get(f"/api/queries/{qid}/rows", params={"offset": 0, "limit": 1000})
+        st = wb.http.post("/api/queries", json={"sql": COUNT_SQL, "wait": 1}).json()
+        while st["state"] not in FINAL:
+            st = wb.http.get(f"/api/queries/{st['id']}", params={"wait": 2}).json()
+        wb.http.get(f"/api/queries/{st['id']}/rows", params={"offset": 0, "limit": 100})
         page.append(ms(time.perf_counter() - t))
     return {"huiliu_sql_median_ms": statistics.median(cli), "huiliu_sql_p95_ms": p95(cli),
             "page_median_ms": statistics.median(page), "page_p95_ms": p95(page),
             "huiliu_sql_runs_ms": cli, "page_runs_ms": page}
-
-
-POLL_COST_QUERIES = ("history_join_golden", "versions_per_person", "distinct_persons")
-
-
-def polling_cost(wb: Client, bare: duckdb.DuckDBPyConnection, reps: int) -> dict:
-    """What polling takes from the query itself: the service's own execution time of the three
-    longest queries (its `elapsed_ms`: the worker's run, no HTTP) while this client polls every 1,
-    5 or 100 ms, beside bare DuckDB, interleaved. On 2 cores DuckDB's threads share them with the
-    polls (this client, the service's event loop)."""
-    polls = (0.001, 0.005, 0.1)
-    got: dict[str, dict[str, list[float]]] = {
-        q: {**{f"poll_{p * 1000:g}ms": [] for p in polls}, "bare": []} for q in POLL_COST_QUERIES}
-    saved = wb.poll_s
-    try:
-        for _ in range(reps):
-            for q in POLL_COST_QUERIES:
-                for p in polls:
-                    wb.poll_s = p
-                    got[q][f"poll_{p * 1000:g}ms"].append(wb.run(QUERIES[q])["exec_ms"])
-                got[q]["bare"].append(ms(bare_run(bare, QUERIES[q])["total_s"]))
-    finally:
-        wb.poll_s = saved
-    return {q: {k: statistics.median(v) for k, v in sides.items()} for q, sides in got.items()}
 
 
 def bare_run(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
@@ -466,7 +458,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="a folder to build the world in and keep; when it "
                     "already holds a built world (built.json), that world is reused")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions of each query a side")
-    ap.add_argument("--poll-ms", type=float, default=5.0, help="sleep between status polls")
+    ap.add_argument("--poll-ms", type=float, default=5.0, help="the polled (before) side: sleep "
+                    "between status polls")
     ap.add_argument("--build-rounds", type=int, default=2, help="publish + tier build rounds")
     ap.add_argument("--count-runs", type=int, default=20)
     args = ap.parse_args()
@@ -532,84 +525,97 @@ def main() -> None:
         else:
             raise SystemExit("the workbench did not come up within 120 s")
         time.sleep(3)  # alive is not ready: let both workers finish importing
-        wb = Client(url, credential, args.poll_ms / 1000)
+        wb = Client(url, credential)
+        poll_s = args.poll_ms / 1000
+        sides = {"bare": lambda sql: bare_run(bare, sql), "workbench": wb.run,
+                 "polled": lambda sql: wb.run(sql, poll_s)}
 
         # warm: one untimed run of each on each side
         for sql in [*QUERIES.values(), COUNT_SQL, FLOOR_SQL]:
-            bare_run(bare, sql)
-            wb.run(sql)
-        runs: dict[str, dict[str, list]] = {q: {"bare": [], "workbench": []} for q in QUERIES}
+            for run in sides.values():
+                run(sql)
+        runs: dict[str, dict[str, list]] = {q: {k: [] for k in sides} for q in QUERIES}
+        order = list(sides)
         for rep in range(args.reps):
             for i, (name, sql) in enumerate(QUERIES.items()):
-                sides = ["bare", "workbench"] if (rep + i) % 2 == 0 else ["workbench", "bare"]
-                for side in sides:
-                    r = bare_run(bare, sql) if side == "bare" else wb.run(sql)
-                    runs[name][side].append(r)
+                k = (rep + i) % len(order)
+                for side in order[k:] + order[:k]:  # each side goes first in turn
+                    runs[name][side].append(sides[side](sql))
 
         # the warm count(*), end to end, and the floor under every query
         count = [wb.run(COUNT_SQL) for _ in range(args.count_runs)]
+        count_polled = [wb.run(COUNT_SQL, poll_s) for _ in range(args.count_runs)]
         count_bare = [bare_run(bare, COUNT_SQL) for _ in range(args.count_runs)]
         floor = [wb.run(FLOOR_SQL) for _ in range(args.count_runs)]
+        floor_polled = [wb.run(FLOOR_SQL, poll_s) for _ in range(args.count_runs)]
         floor_bare = [bare_run(bare, FLOOR_SQL) for _ in range(args.count_runs)]
         rtt = [wb.rtt() for _ in range(args.count_runs)]
-        wb.poll_s = 0.001  # the same floor polled every 1 ms: what the poll interval costs
-        floor_fast = [wb.run(FLOOR_SQL) for _ in range(args.count_runs)]
         shipped = shipped_clients(url, credential, wb, args.count_runs)
-        poll_cost = polling_cost(wb, bare, args.reps)
         out["service_peak_rss_mb"] = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
         bare.close()
-    audited_at(home, [r for sides in runs.values() for r in sides["workbench"]]
-               + count + floor + floor_fast)
+    audited_at(home, [r for q in runs.values() for side in ("workbench", "polled")
+                      for r in q[side]] + count + count_polled + floor + floor_polled)
     out["guard_ms"] = guard_ms(tier, args.reps)
     out["profile"] = profile(tier, threads, s.workbench_memory_limit, args.reps)
 
     # figures
-    table = []
-    for name, sides in runs.items():
-        b, w = sides["bare"], sides["workbench"]
-        if {r["rows"] for r in b} != {r["rows"] for r in w} or any(r["truncated"] for r in w):
-            raise SystemExit(f"{name}: the two sides returned different rows: {b} {w}")
+    def med(rs: list[dict], key: str, scale: float = 1.0) -> float:
+        return statistics.median(r[key] for r in rs) * scale
 
-        def med(key: str, rs: list = w) -> float:
-            return statistics.median(r[key] for r in rs)
-        table.append({"query": name, "rows": b[0]["rows"],
-                      "bare_ms": ms(med("total_s", b)), "workbench_ms": ms(med("total_s")),
-                      "bare_all_ms": [ms(r["total_s"]) for r in b],
-                      "workbench_all_ms": [ms(r["total_s"]) for r in w],
-                      "submit_ms": ms(med("submit_s")), "wait_ms": ms(med("wait_s")),
-                      "rows_get_ms": ms(med("rows_s")), "exec_ms": med("exec_ms"),
-                      "polls": med("polls"), "guard_ms": out["guard_ms"][name],
-                      "to_audit_ms": med("to_audit_ms"), "poll_lag_ms": med("poll_lag_ms")})
-        table[-1]["ratio"] = table[-1]["workbench_ms"] / table[-1]["bare_ms"]
+    table = []
+    for name, got in runs.items():
+        b, w, p = got["bare"], got["workbench"], got["polled"]
+        if len({r["rows"] for r in b + w + p}) != 1 or any(r["truncated"] for r in w + p):
+            raise SystemExit(f"{name}: the sides returned different rows: {got}")
+        row = {"query": name, "rows": b[0]["rows"],
+               "bare_ms": med(b, "total_s", 1000), "workbench_ms": med(w, "total_s", 1000),
+               "polled_ms": med(p, "total_s", 1000),
+               "bare_all_ms": [ms(r["total_s"]) for r in b],
+               "workbench_all_ms": [ms(r["total_s"]) for r in w],
+               "polled_all_ms": [ms(r["total_s"]) for r in p],
+               "guard_ms": out["guard_ms"][name]}
+        for side, rs in (("workbench", w), ("polled", p)):
+            row[side] = {"post_ms": med(rs, "submit_s", 1000), "wait_ms": med(rs, "wait_s", 1000),
+                         "rows_get_ms": med(rs, "rows_s", 1000), "exec_ms": med(rs, "exec_ms"),
+                         "requests": med(rs, "requests"), "inline_rows": med(rs, "inline_rows"),
+                         "to_audit_ms": med(rs, "to_audit_ms"),
+                         "after_audit_ms": med(rs, "after_audit_ms")}
+        row["ratio"] = row["workbench_ms"] / row["bare_ms"]
+        row["polled_ratio"] = row["polled_ms"] / row["bare_ms"]
+        table.append(row)
     out["queries"] = table
     out["sql"] = QUERIES
-    out["total_bare_ms"] = sum(r["bare_ms"] for r in table)
-    out["total_workbench_ms"] = sum(r["workbench_ms"] for r in table)
+    for key in ("bare", "workbench", "polled"):
+        out[f"total_{key}_ms"] = sum(r[f"{key}_ms"] for r in table)
     out["total_ratio"] = out["total_workbench_ms"] / out["total_bare_ms"]
-    cw = [ms(r["total_s"]) for r in count]
-    out["count"] = {"sql": COUNT_SQL, "runs_ms": cw, "median_ms": statistics.median(cw),
-                    "p95_ms": p95(cw), "max_ms": max(cw),
-                    "bare_median_ms": statistics.median(ms(r["total_s"]) for r in count_bare),
-                    "exec_median_ms": statistics.median(r["exec_ms"] for r in count)}
-    fw = [ms(r["total_s"]) for r in floor]
-    out["floor"] = {"sql": FLOOR_SQL, "median_ms": statistics.median(fw), "p95_ms": p95(fw),
-                    "submit_median_ms": statistics.median(ms(r["submit_s"]) for r in floor),
-                    "wait_median_ms": statistics.median(ms(r["wait_s"]) for r in floor),
-                    "rows_get_median_ms": statistics.median(ms(r["rows_s"]) for r in floor),
-                    "exec_median_ms": statistics.median(r["exec_ms"] for r in floor),
-                    "to_audit_median_ms": statistics.median(r["to_audit_ms"] for r in floor),
-                    "poll_lag_median_ms": statistics.median(r["poll_lag_ms"] for r in floor),
-                    "bare_median_ms": statistics.median(ms(r["total_s"]) for r in floor_bare),
-                    "http_rtt_median_ms": statistics.median(ms(x) for x in rtt),
-                    "poll_1ms_median_ms": statistics.median(ms(r["total_s"]) for r in floor_fast),
-                    "poll_1ms_wait_median_ms": statistics.median(ms(r["wait_s"])
-                                                                 for r in floor_fast)}
+    out["total_polled_ratio"] = out["total_polled_ms"] / out["total_bare_ms"]
+
+    def timed(rs: list[dict]) -> dict:
+        t = [ms(r["total_s"]) for r in rs]
+        return {"runs_ms": t, "median_ms": statistics.median(t), "p95_ms": p95(t),
+                "max_ms": max(t)}
+
+    out["count"] = {"sql": COUNT_SQL, **timed(count), "exec_median_ms": med(count, "exec_ms"),
+                    "polled": timed(count_polled),
+                    "bare_median_ms": med(count_bare, "total_s", 1000)}
+    out["floor"] = {"sql": FLOOR_SQL, **timed(floor),
+                    "post_median_ms": med(floor, "submit_s", 1000),
+                    "exec_median_ms": med(floor, "exec_ms"),
+                    "to_audit_median_ms": med(floor, "to_audit_ms"),
+                    "after_audit_median_ms": med(floor, "after_audit_ms"),
+                    "requests": med(floor, "requests"),
+                    "polled": {**timed(floor_polled),
+                               "post_median_ms": med(floor_polled, "submit_s", 1000),
+                               "to_audit_median_ms": med(floor_polled, "to_audit_ms"),
+                               "after_audit_median_ms": med(floor_polled, "after_audit_ms"),
+                               "rows_get_median_ms": med(floor_polled, "rows_s", 1000)},
+                    "bare_median_ms": med(floor_bare, "total_s", 1000),
+                    "http_rtt_median_ms": statistics.median(ms(x) for x in rtt)}
     out["count_shipped_clients"] = shipped
-    out["polling_cost"] = poll_cost
     out["finished_at"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"workbench-{args.scale}.json").write_text(json.dumps(out, indent=1))
@@ -625,31 +631,35 @@ def report(out: dict) -> None:
               f"{p['bytes'] / 2**20:.0f} MiB | tiers {t['seconds']:.1f} s, peak RSS "
               f"{t['peak_rss_mb']:.0f} MiB, {t['files']} files for {t['grants']} grants, "
               f"{t['bytes'] / 2**20:.0f} MiB")
-    print(f"{'query':30} {'rows':>5} {'bare ms':>8} {'wb ms':>8} {'ratio':>6} | {'POST':>5} "
-          f"{'exec':>5} {'wait':>6} {'rows':>5} {'guard':>5} {'audit':>6} {'lag':>5}")
+    print(f"workbench = POST with wait {WAIT_S} s and rows {PAGE}; polled = the old way, every "
+          f"{out['poll_ms']:g} ms (medians, ms)")
+    print(f"{'query':28} {'rows':>4} {'bare':>6} {'wb':>6} {'ratio':>6} {'polled':>6} "
+          f"{'ratio':>6} | {'POST':>6} {'exec':>4} {'audit':>6} {'after':>5} {'req':>3} "
+          f"{'guard':>5} | {'p.exec':>6}")
     for r in out["queries"]:
-        print(f"{r['query']:30} {r['rows']:5} {r['bare_ms']:8.1f} {r['workbench_ms']:8.1f} "
-              f"{r['ratio']:5.2f}x | {r['submit_ms']:5.1f} {r['exec_ms']:5.0f} "
-              f"{r['wait_ms']:6.1f} {r['rows_get_ms']:5.1f} {r['guard_ms']:5.1f} "
-              f"{r['to_audit_ms']:6.1f} {r['poll_lag_ms']:5.1f}")
-    print(f"{'total':30} {'':5} {out['total_bare_ms']:8.1f} {out['total_workbench_ms']:8.1f} "
-          f"{out['total_ratio']:5.2f}x (target <= 1.3x)")
-    c, f = out["count"], out["floor"]
+        w = r["workbench"]
+        print(f"{r['query']:28} {r['rows']:4} {r['bare_ms']:6.1f} {r['workbench_ms']:6.1f} "
+              f"{r['ratio']:5.2f}x {r['polled_ms']:6.1f} {r['polled_ratio']:5.2f}x | "
+              f"{w['post_ms']:6.1f} {w['exec_ms']:4.0f} {w['to_audit_ms']:6.1f} "
+              f"{w['after_audit_ms']:5.1f} {w['requests']:3.0f} {r['guard_ms']:5.1f} | "
+              f"{r['polled']['exec_ms']:6.0f}")
+    print(f"{'total':28} {'':4} {out['total_bare_ms']:6.1f} {out['total_workbench_ms']:6.1f} "
+          f"{out['total_ratio']:5.2f}x {out['total_polled_ms']:6.1f} "
+          f"{out['total_polled_ratio']:5.2f}x (target <= 1.3x)")
+    c, f, sc = out["count"], out["floor"], out["count_shipped_clients"]
     print(f"warm count(*): median {c['median_ms']:.1f} ms, p95 {c['p95_ms']:.1f} ms (target < "
-          f"300 ms); bare {c['bare_median_ms']:.1f} ms")
-    sc = out["count_shipped_clients"]
-    print(f"  as the shipped clients poll: huiliu sql (100 ms) median "
-          f"{sc['huiliu_sql_median_ms']:.1f} ms, p95 {sc['huiliu_sql_p95_ms']:.1f}; the page "
-          f"(300 ms) median {sc['page_median_ms']:.1f} ms, p95 {sc['page_p95_ms']:.1f}")
-    print("the service's execution ms while polling every 1 / 5 / 100 ms, and bare: " + "; ".join(
-        f"{q} {v['poll_1ms']:.0f} / {v['poll_5ms']:.0f} / {v['poll_100ms']:.0f}, {v['bare']:.0f}"
-        for q, v in out["polling_cost"].items()))
-    print(f"floor (SELECT 1): {f['median_ms']:.1f} ms end to end (POST {f['submit_median_ms']:.1f},"
-          f" wait {f['wait_median_ms']:.1f}, rows {f['rows_get_median_ms']:.1f}; audited "
-          f"{f['to_audit_median_ms']:.1f} ms after submit, seen {f['poll_lag_median_ms']:.1f} "
-          "later); bare "
-          f"{f['bare_median_ms']:.2f} ms; polled every 1 ms {f['poll_1ms_median_ms']:.1f} ms; "
-          f"one HTTP round trip {f['http_rtt_median_ms']:.1f} ms; service peak RSS "
+          f"300 ms); polled {c['polled']['median_ms']:.1f} / {c['polled']['p95_ms']:.1f}; bare "
+          f"{c['bare_median_ms']:.2f} ms; huiliu sql {sc['huiliu_sql_median_ms']:.1f} / "
+          f"{sc['huiliu_sql_p95_ms']:.1f}; the page's schedule {sc['page_median_ms']:.1f} / "
+          f"{sc['page_p95_ms']:.1f}")
+    fp = f["polled"]
+    print(f"floor (SELECT 1): {f['median_ms']:.1f} ms end to end, p95 {f['p95_ms']:.1f} (POST "
+          f"{f['post_median_ms']:.1f}; audited {f['to_audit_median_ms']:.1f} ms after submit, "
+          f"answer in hand {f['after_audit_median_ms']:.1f} later); polled "
+          f"{fp['median_ms']:.1f} ms (POST {fp['post_median_ms']:.1f}, audited "
+          f"{fp['to_audit_median_ms']:.1f}, seen {fp['after_audit_median_ms']:.1f} later, rows "
+          f"{fp['rows_get_median_ms']:.1f}); bare {f['bare_median_ms']:.2f} ms; one HTTP round "
+          f"trip {f['http_rtt_median_ms']:.1f} ms; service peak RSS "
           f"{out['service_peak_rss_mb']:.0f} MiB")
     pr = out["profile"]
     print(f"in this process: audit append {pr['audit_append_ms']:.2f} ms, history row "
