@@ -192,13 +192,14 @@ class AuditLog:
 
     def _prepare(self, *, consumer: str, purpose: str, template: str, case_id: str,
                  subjects: list[str], released: list[str], withheld: list[str],
-                 answer: bytes, detail: dict | None = None) -> dict:
+                 answer: bytes, detail: dict | None = None,
+                 answer_digest: str | None = None) -> dict:
         entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
                  "consumer": consumer, "purpose": purpose, "template": template,
                  "case_id": case_id,
                  "subjects": sorted({subject_hash(s, self.secret) for s in subjects}),
                  "released": _json_list(released), "withheld": _json_list(withheld),
-                 "answer_digest": hashlib.sha256(answer).hexdigest()}
+                 "answer_digest": answer_digest or hashlib.sha256(answer).hexdigest()}
         if detail is not None:  # another door's own record of what it did (audit_lines)
             entry["detail"] = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode()
         return entry

@@ -9,6 +9,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -38,6 +39,7 @@ class Outcome:
     elapsed_s: float  # from the start of execution, not queueing
     queued_s: float
     error: str | None  # DuckDB's message when failed, a plain sentence for timeout/cancelled
+    digest: str = ""  # SHA-256 of the result as the worker sent it (Arrow IPC), when done
 
 
 @dataclass(eq=False)
@@ -216,7 +218,8 @@ class Executor:
             elif worker.job is not None and message[1] == worker.job.id:
                 _, _, state, payload, truncated, error = message
                 table = pa.ipc.open_stream(payload).read_all() if payload else None
-                self._finish(worker.job, state, table, truncated, error)
+                digest = hashlib.sha256(payload).hexdigest() if payload else ""
+                self._finish(worker.job, state, table, truncated, error, digest)
                 worker.job, worker.kill_at = None, None
         if not worker.proc.is_alive():
             self._lost(worker)
@@ -247,12 +250,13 @@ class Executor:
             self._queue.clear()
 
     def _finish(self, job: _Job, state: str, table: pa.Table | None = None,
-                truncated: bool = False, error: str | None = None) -> None:
+                truncated: bool = False, error: str | None = None, digest: str = "") -> None:
         now = time.monotonic()
         started = job.started or now
         job.state = state
         job.outcome = Outcome(job.id, state, table if state == "done" else None,
-                              truncated, now - started, started - job.submitted, error)
+                              truncated, now - started, started - job.submitted, error,
+                              digest if state == "done" else "")
         job.done.set()
         for listener in job.listeners:
             listener(job.outcome)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import yaml
@@ -37,6 +36,7 @@ from pipelines.workbench.tiers import add_tier, current_tiers, workbench_dir
 log = logging.getLogger(__name__)
 ANALYSES_FILE = paths.CATALOGS / "workbench" / "analyses.yaml"
 FINISHED_KEPT = 500  # queries whose results are kept in memory for paging
+VERDICTS_KEPT = 1000  # the guard's verdicts on statements accepted
 CSV_BOM = b"\xef\xbb\xbf"  # so Excel opens UTF-8 (Chinese) correctly
 
 
@@ -72,6 +72,7 @@ class Workbench:
         self.sessions = Sessions()
         self.schemas = TierSchema()
         self.queries: dict[str, Query] = {}
+        self._verdicts: dict[tuple[Path, str], sql_guard.Checked] = {}  # oldest first
 
     # -- sessions ------------------------------------------------------------------------------
     async def login(self, credential: str, purpose: str, tier: str | None) -> Session:
@@ -120,7 +121,7 @@ class Workbench:
         path = self.tier_of(s)
         qid = "q-" + secrets.token_hex(8)
         try:
-            checked = sql_guard.check(sql, self.schemas.tables(path))
+            checked = self._checked(sql, path)
         except sql_guard.Refused as e:
             self._audit_query(s, qid, sql, None, "refused", error=f"{e.code}: {e.message}")
             self.records.record(qid, s.analyst, sql, "refused", 0, 0, s.tier, s.purpose)
@@ -132,21 +133,33 @@ class Workbench:
         self._forget_old()
         return q
 
+    def _checked(self, sql: str, path: Path) -> sql_guard.Checked:
+        """The guard's verdict, remembered per tier file and SQL text: a tier file never
+        changes, and analysts re-run the same statements (saved queries, shared analyses)."""
+        key = (path, sql)
+        found = self._verdicts.pop(key, None)
+        if found is None:
+            found = sql_guard.check(sql, self.schemas.tables(path))  # Refused is not remembered
+        self._verdicts[key] = found
+        while len(self._verdicts) > VERDICTS_KEPT:
+            del self._verdicts[next(iter(self._verdicts))]
+        return found
+
     async def _finish(self, q: Query) -> None:
         outcome = await self.executor.outcome(q.job)
-        answer = _ipc(outcome.table) if outcome.table is not None else b""
         try:
             self._audit_query(q.session, q.id, q.sql, q.checked, outcome.state,
                               rows=_rows(outcome), truncated=outcome.truncated,
-                              elapsed_s=outcome.elapsed_s, error=outcome.error, answer=answer)
+                              elapsed_s=outcome.elapsed_s, error=outcome.error,
+                              digest=outcome.digest)
         except Exception:  # an answer whose entry could not be written is never shown
             log.exception("audit entry of query %s could not be written", q.id)
             outcome = Outcome(q.job, "failed", None, False, outcome.elapsed_s, outcome.queued_s,
                               "the audit log could not record this query: nothing is shown")
+        q.outcome = outcome
+        q.finished.set()  # audited: now it may be shown
         self.records.record(q.id, q.session.analyst, q.sql, outcome.state, _rows(outcome),
                             int(outcome.elapsed_s * 1000), q.session.tier, q.session.purpose)
-        q.outcome = outcome
-        q.finished.set()
 
     def query(self, s: Session, qid: str) -> Query:
         q = self.queries.get(qid)
@@ -231,7 +244,7 @@ class Workbench:
     def _audit_query(self, s: Session, qid: str, sql: str, checked: sql_guard.Checked | None,
                      outcome: str, *, rows: int = 0, truncated: bool = False,
                      elapsed_s: float = 0.0, error: str | None = None, answer: bytes = b"",
-                     export: str | None = None) -> None:
+                     digest: str = "", export: str | None = None) -> None:
         detail = {"door": "workbench", "analyst": s.analyst, "tier": s.tier, "outcome": outcome,
                   "sql": sql, "tables": list(checked.tables) if checked else [],
                   "rows": rows, "truncated": truncated, "duration_ms": int(elapsed_s * 1000)}
@@ -242,7 +255,7 @@ class Workbench:
         self.audit.append(consumer=s.department, purpose=s.purpose,
                           template=f"workbench.{s.tier}", case_id=qid, subjects=[],
                           released=list(checked.columns) if checked else [], withheld=[],
-                          answer=answer, detail=detail)
+                          answer=answer, answer_digest=digest or None, detail=detail)
 
     def _audit_login(self, a: Analyst | None, purpose: str, tier: str, outcome: str,
                      reason: str) -> None:
@@ -281,13 +294,6 @@ def _position(error: str) -> tuple[int | None, int | None]:
 
 def _rows(o: Outcome) -> int:
     return o.table.num_rows if o.table is not None else 0
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def _jsonable(rows: list[list]) -> list[list]:
