@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ANALYSES_FILE = paths.CATALOGS / "workbench" / "analyses.yaml"
 FINISHED_KEPT = 500  # queries whose results are kept in memory for paging
 VERDICTS_KEPT = 1000  # the guard's verdicts on statements accepted
+HISTORY_DELAY_S = 0.05
 CSV_BOM = b"\xef\xbb\xbf"  # so Excel opens UTF-8 (Chinese) correctly
 
 
@@ -158,8 +159,10 @@ class Workbench:
                               "the audit log could not record this query: nothing is shown")
         q.outcome = outcome
         q.finished.set()  # audited: now it may be shown
-        self.records.record(q.id, q.session.analyst, q.sql, outcome.state, _rows(outcome),
-                            int(outcome.elapsed_s * 1000), q.session.tier, q.session.purpose)
+        # the analyst's history (a convenience, not the record) once the answer is on its way
+        asyncio.get_running_loop().call_later(
+            HISTORY_DELAY_S, self.records.record, q.id, q.session.analyst, q.sql, outcome.state,
+            _rows(outcome), int(outcome.elapsed_s * 1000), q.session.tier, q.session.purpose)
 
     def query(self, s: Session, qid: str) -> Query:
         q = self.queries.get(qid)
