@@ -17,31 +17,41 @@ from pipelines.identity.golden import golden_config
 
 MASKING_FILE = paths.CATALOGS / "workbench" / "masking.yaml"
 SIMPLE_MASKS = ("pseudonym", "sole_trader", "surname", "year_month", "drop")
+SOURCE_MASKS = ("division_of", "sole_trader_of")  # masks that read another column of the row
 _IDENTIFIER_RULES = ("GB11643",)  # a field under these rules is a person's identifier
-_IDENTIFIER_NAMES = ("citizen_id", "document_no")  # name_en endings of identifiers
+# name_en forms of what may identify a person or a record of one: masked, or listed as `clear`
+_IDENTIFYING_NAMES = ("citizen_id", "_no", "_name")
+
+
+_SOLE_TRADER = "left({uscc}, 2) = '92'"  # GB 32100: registration authority 9, type 2 (个体工商户)
 
 
 @dataclass(frozen=True)
 class Mask:
-    kind: str  # one of SIMPLE_MASKS, or "division_of"
-    source: str | None = None  # division_of: the column whose division code replaces the value
+    kind: str  # one of SIMPLE_MASKS or SOURCE_MASKS
+    source: str | None = None  # SOURCE_MASKS: the other column of the row it reads
 
     def describe(self) -> str:
-        return f"division_of({self.source})" if self.kind == "division_of" else self.kind
+        return f"{self.kind}({self.source})" if self.source else self.kind
 
-    def sql(self, column: str) -> str | None:
-        """The masked value of `column` (a quoted SQL reference); None for `drop`."""
+    def sql(self, column: str, source: str | None = None) -> str | None:
+        """The masked value of `column` (an SQL expression); `source` is the expression of the
+        mask's source column (SOURCE_MASKS). None for `drop`."""
         if self.kind == "drop":
             return None
         if self.kind == "pseudonym":
             return f"pseudonym({column})"
         if self.kind == "sole_trader":
-            return f"CASE WHEN left({column}, 2) = '92' THEN pseudonym({column}) ELSE {column} END"
+            return (f"CASE WHEN {_SOLE_TRADER.format(uscc=column)} THEN pseudonym({column}) "
+                    f"ELSE {column} END")
+        if self.kind == "sole_trader_of":  # a sole trader's name or codes stand for a person
+            return (f"CASE WHEN {_SOLE_TRADER.format(uscc=source)} THEN pseudonym({column}) "
+                    f"ELSE {column} END")
         if self.kind == "surname":
             return f"surname_mask({column})"
         if self.kind == "year_month":
             return f"strftime(TRY_CAST({column} AS DATE), '%Y-%m')"
-        return f'"{self.source}"'  # division_of: the division code column beside it
+        return source  # division_of: the division code beside it
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,12 @@ class Masking:
 def _mask(value, where: str) -> Mask:
     if isinstance(value, str) and value in SIMPLE_MASKS:
         return Mask(value)
-    if isinstance(value, dict) and list(value) == ["division_of"]:
-        return Mask("division_of", str(value["division_of"]))
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SOURCE_MASKS:
+        kind = next(iter(value))
+        return Mask(kind, str(value[kind]))
     raise CatalogError(f"{MASKING_FILE.name}: {where}: unknown mask {value!r} (use one of "
-                       f"{', '.join(SIMPLE_MASKS)} or {{division_of: FIELD}})")
+                       f"{', '.join(SIMPLE_MASKS)}, {{division_of: FIELD}} or "
+                       "{sole_trader_of: FIELD})")
 
 
 # loaded once per catalogue and file; the catalogue is kept with it, so its id is not reused
@@ -93,13 +105,17 @@ def _load(cat: Catalog) -> Masking:
                 if name is not None and name not in declared:
                     raise CatalogError(f"{MASKING_FILE.name}: {code} stores no field {name}")
             resources[code][field] = mask
+    clear = data.get("clear") or {}
     for code in cat.resources:
         r = cat.resource(code)
         for f in r.stored_fields:
-            identifies = f.rule in _IDENTIFIER_RULES or f.name_en.endswith(_IDENTIFIER_NAMES)
-            if identifies and f.code not in resources.get(code, {}):
-                raise CatalogError(f"{MASKING_FILE.name}: {code}.{f.code} ({f.name_en}) identifies "
-                                   "a person and has no mask: name one under `resources`")
+            identifies = (f.rule in _IDENTIFIER_RULES or f.name_en == "name"
+                          or f.name_en.endswith(_IDENTIFYING_NAMES))
+            if (identifies and f.code not in resources.get(code, {})
+                    and f.code not in clear.get(code, {})):
+                raise CatalogError(f"{MASKING_FILE.name}: {code}.{f.code} ({f.name_en}) may "
+                                   "identify a person or a record of one: name its mask under "
+                                   "`resources`, or list it under `clear` with the reason")
     config = golden_config()
     golden = {}
     for kind, fields in (data.get("golden") or {}).items():

@@ -91,8 +91,8 @@ def _comment(zh: str, en: str, sharing: str, mask: Mask | None) -> str:
     return " · ".join(parts)
 
 
-def _value(column: str, mask: Mask | None) -> str | None:
-    return mask.sql(column) if mask else column
+def _value(column: str, mask: Mask | None, source: str | None = None) -> str | None:
+    return mask.sql(column, source) if mask else column
 
 
 def _resource_tables(cat: Catalog, masking: Masking | None, dept: str, purpose: str
@@ -106,7 +106,7 @@ def _resource_tables(cat: Catalog, masking: Masking | None, dept: str, purpose: 
             mask = masking.of_field(code, f.code) if masking else None
             if f.code not in granted or (mask and mask.source and mask.source not in granted):
                 continue
-            value = _value(f'"{f.code}"', mask)
+            value = _value(f'"{f.code}"', mask, f'"{mask.source}"' if mask else None)
             if value is not None:
                 sharing = r.sharing_of(f).type
                 cols.append(Column(f.code, value, _comment(f.name_zh, f.name_en, sharing, mask),
@@ -149,9 +149,9 @@ def _golden_tables(cat: Catalog, masking: Masking | None, dept: str, purpose: st
             mask = masking.of_golden(kind, f) if masking else None
             if mask and mask.source and mask.source not in released:
                 continue
-            raw = (f"max(value) FILTER (WHERE field = '{mask.source}')" if mask and mask.source
-                   else f"max(value) FILTER (WHERE field = '{f}')")
-            value = raw if mask and mask.source else _value(raw, mask)
+            raw = f"max(value) FILTER (WHERE field = '{f}')"
+            other = f"max(value) FILTER (WHERE field = '{mask.source}')" if mask else None
+            value = _value(raw, mask, other)
             if value is not None:
                 sources = ", ".join(released[f])
                 cols.append(Column(f, value, _comment("黄金记录", f"golden {f} from {sources}",
