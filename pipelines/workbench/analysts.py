@@ -33,9 +33,13 @@ class Analyst:
     purposes: tuple[str, ...]
     active: bool
 
+    changed_at: str  # the grant or credentials last changed: sessions from before it end
+
     def may_use(self, tier: str, purpose: str) -> bool:
+        """ANALYTICS is served by the statistical tier only, every other purpose by the
+        identified tier only: statistics never come with names in clear."""
         return (self.active and tier in self.tiers and purpose in self.purposes
-                and (tier != STATISTICAL or purpose == ANALYTICS))
+                and (tier == STATISTICAL) == (purpose == ANALYTICS))
 
 
 class Analysts:
@@ -44,32 +48,37 @@ class Analysts:
         self.con = self.credentials.con
         self.con.execute("""CREATE TABLE IF NOT EXISTS analysts (analyst TEXT PRIMARY KEY,
             department TEXT NOT NULL, tiers TEXT NOT NULL, purposes TEXT NOT NULL,
-            created_at TEXT NOT NULL, revoked_at TEXT)""")
+            created_at TEXT NOT NULL, revoked_at TEXT, changed_at TEXT)""")
 
     def issue(self, cat: Catalog, analyst: str, department: str, tiers: list[str],
               purposes: list[str]) -> str:
         """A new analyst (or a changed grant for a revoked or existing one) and a credential."""
         _check_grant(cat, analyst, department, tiers, purposes)
-        self.con.execute("""INSERT INTO analysts VALUES (?, ?, ?, ?, ?, NULL)
+        now = _now()
+        self.con.execute("""INSERT INTO analysts VALUES (?, ?, ?, ?, ?, NULL, ?)
             ON CONFLICT (analyst) DO UPDATE SET department = excluded.department,
-            tiers = excluded.tiers, purposes = excluded.purposes, revoked_at = NULL""",
-                         [analyst, department, ",".join(tiers), ",".join(purposes),
-                          dt.datetime.now(dt.UTC).isoformat()])
+            tiers = excluded.tiers, purposes = excluded.purposes, revoked_at = NULL,
+            changed_at = excluded.changed_at""",
+                         [analyst, department, ",".join(tiers), ",".join(purposes), now, now])
         return self.credentials.issue(analyst)
 
     def rotate(self, analyst: str) -> str:
-        if not self.get(analyst) or not self.get(analyst).active:
+        """A new credential; the old ones, and the sessions opened with them, end."""
+        found = self.get(analyst)
+        if found is None or not found.active:
             raise GrantError(f"no active analyst {analyst!r}: issue one first")
+        self.con.execute("UPDATE analysts SET changed_at = ? WHERE analyst = ?", [_now(), analyst])
         return self.credentials.rotate(analyst)
 
     def revoke(self, analyst: str) -> int:
-        self.con.execute("UPDATE analysts SET revoked_at = ? WHERE analyst = ? AND revoked_at "
-                         "IS NULL", [dt.datetime.now(dt.UTC).isoformat(), analyst])
+        now = _now()
+        self.con.execute("UPDATE analysts SET revoked_at = ?, changed_at = ? WHERE analyst = ? "
+                         "AND revoked_at IS NULL", [now, now, analyst])
         return self.credentials.revoke(analyst)
 
     def get(self, analyst: str) -> Analyst | None:
-        row = self.con.execute("SELECT analyst, department, tiers, purposes, revoked_at IS NULL "
-                               "FROM analysts WHERE analyst = ?", [analyst]).fetchone()
+        row = self.con.execute(f"SELECT {_COLUMNS} FROM analysts WHERE analyst = ?",
+                               [analyst]).fetchone()
         return _analyst(row) if row else None
 
     def authenticate(self, token: str) -> Analyst | None:
@@ -79,22 +88,29 @@ class Analysts:
         return found if found and found.active else None
 
     def all(self) -> list[Analyst]:
-        rows = self.con.execute("SELECT analyst, department, tiers, purposes, revoked_at IS NULL "
-                                "FROM analysts ORDER BY analyst").fetchall()
+        rows = self.con.execute(f"SELECT {_COLUMNS} FROM analysts ORDER BY analyst").fetchall()
         return [_analyst(r) for r in rows]
 
     def identified_grants(self) -> set[tuple[str, str]]:
         """(department, purpose) of every active analyst's identified tier: built at publish."""
-        return {(a.department, p) for a in self.all() if a.active and "identified" in a.tiers
-                for p in a.purposes}
+        return {(a.department, p) for a in self.all() for p in a.purposes
+                if a.may_use("identified", p)}
 
     def close(self) -> None:
         self.con.close()
 
 
+_COLUMNS = ("analyst, department, tiers, purposes, revoked_at IS NULL, "
+            "coalesce(changed_at, created_at)")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")  # comparable as text
+
+
 def _analyst(row) -> Analyst:
     return Analyst(row[0], row[1], tuple(row[2].split(",")), tuple(row[3].split(",")),
-                   bool(row[4]))
+                   bool(row[4]), row[5])
 
 
 def _check_grant(cat: Catalog, analyst: str, department: str, tiers: list[str],
@@ -115,3 +131,6 @@ def _check_grant(cat: Catalog, analyst: str, department: str, tiers: list[str],
         raise GrantError(f"tiers {tiers}: name statistical and/or identified")
     if STATISTICAL in tiers and ANALYTICS not in purposes:
         raise GrantError(f"the statistical tier is for purpose {ANALYTICS}: add it to the purposes")
+    if "identified" in tiers and not set(purposes) - {ANALYTICS}:
+        raise GrantError(f"the identified tier is for purposes of named records, not {ANALYTICS} "
+                         "(statistics are served pseudonymised): name such a purpose")

@@ -100,11 +100,13 @@ class Workbench:
     def session(self, token: str) -> Session:
         s = self.sessions.get(token)
         a = self.analysts.get(s.analyst) if s else None
-        if s is None or a is None or not a.active:
+        if (s is None or a is None or a.changed_at > s.began_at
+                or a.department != s.department or not a.may_use(s.tier, s.purpose)):
             if s is not None:
-                self.sessions.end_all_of(s.analyst)
+                self.sessions.end(s.token)
             raise WorkbenchError(401, "unauthenticated", "log in again: the session ended "
-                                 "(logged out, idle for 30 minutes, or the credential revoked)")
+                                 "(logged out, idle for 30 minutes, or the analyst's credential "
+                                 "or grant changed)")
         return s
 
     def _tier_path(self, tier: str, department: str, purpose: str) -> Path:
@@ -166,9 +168,9 @@ class Workbench:
 
     def query(self, s: Session, qid: str) -> Query:
         q = self.queries.get(qid)
-        if q is None or q.session.analyst != s.analyst:
-            raise WorkbenchError(404, "unknown_query", f"no query {qid} of yours is kept here: "
-                                 "run it again")
+        if q is None or q.session.token != s.token:  # a query is seen in its own session only
+            raise WorkbenchError(404, "unknown_query", f"no query {qid} of this session is kept "
+                                 "here: run it again")
         return q
 
     def status(self, q: Query) -> dict:

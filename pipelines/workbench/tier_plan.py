@@ -188,6 +188,9 @@ def plan_tier(cat: Catalog, kind: str, department: str, purpose: str,
         raise TierRefused(f"no tier {kind!r}: the tiers are {', '.join(KINDS)}")
     if kind == STATISTICAL and purpose != ANALYTICS:
         raise TierRefused(f"the statistical tier is for purpose {ANALYTICS}, not {purpose}")
+    if kind == IDENTIFIED and purpose == ANALYTICS:
+        raise TierRefused(f"{ANALYTICS} is served by the statistical tier (pseudonymised), not "
+                          "with names in clear")
     if department not in {c.code for c in cat.consumers}:
         raise TierRefused(f"{department} is not a consumer of the responsibility list")
     if purpose not in {p.code for p in cat.purposes}:

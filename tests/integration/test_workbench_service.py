@@ -253,3 +253,33 @@ def test_a_quick_query_is_answered_by_its_submission(workbench):
     r = a.http.post("/api/queries", json={"sql": "SELECT 42 AS answer", "wait": 10, "rows": 10})
     assert r.status_code == 200 and r.json()["state"] == "done" and r.json()["rows"] == [[42]]
     assert a.http.get(f"/api/queries/{r.json()['id']}/rows").json()["rows"] == [[42]]
+
+
+def test_statistics_never_come_with_names_in_clear(workbench):
+    """ANALYTICS is served by the statistical tier alone, even to an analyst who also holds the
+    identified tier for a case purpose."""
+    import httpx
+
+    r = httpx.post(f"{workbench['url']}/api/login", json={
+        "credential": workbench["creds"]["wang_fang"], "purpose": "ANALYTICS",
+        "tier": "identified"})
+    assert r.status_code == 403
+
+
+def test_a_query_is_seen_only_in_the_session_that_ran_it(workbench):
+    clear = Analyst(workbench["url"], workbench["creds"]["wang_fang"], "SOCIAL_ASSIST")
+    stats = Analyst(workbench["url"], workbench["creds"]["wang_fang"], "ANALYTICS")
+    st, _ = clear.run("SELECT GMSFHM FROM cur.ca_subsistence LIMIT 5")
+    for path in (f"/api/queries/{st['id']}", f"/api/queries/{st['id']}/rows",
+                 f"/api/queries/{st['id']}/export"):
+        assert stats.http.get(path).status_code == 404
+
+
+def test_a_rotated_credential_ends_the_sessions_opened_with_the_old_one(workbench):
+    cred = huiliu(workbench["home"], workbench["env"], "analysts", "issue", "rot_analyst",
+                  "--department", "SJJ")
+    a = Analyst(workbench["url"], cred)
+    assert a.run("SELECT 1")[0]["state"] == "done"
+    new = huiliu(workbench["home"], workbench["env"], "analysts", "rotate", "rot_analyst")
+    assert a.submit("SELECT 1").status_code == 401
+    assert Analyst(workbench["url"], new).run("SELECT 1")[0]["state"] == "done"

@@ -45,3 +45,16 @@ def test_an_identifier_left_without_a_mask_stops_the_build(tmp_path, monkeypatch
     monkeypatch.setattr(masking, "MASKING_FILE", edited)
     with pytest.raises(CatalogError, match="CA_MARRIAGE.NV_ZJHM"):
         masking.load_masking(load_catalog())
+
+
+def test_a_sole_traders_name_and_codes_are_pseudonymised_with_its_uscc():
+    """A sole trader's (个体工商户, USCC 92…) business is the person: its name and codes are
+    pseudonymised; an enterprise's stay as they are."""
+    name, uscc = masking.Mask("sole_trader_of", "TYSHXYDM"), masking.Mask("sole_trader")
+    con = duckdb.connect()
+    con.execute(macro_sql(b"k" * 40))
+    rows = con.execute(f"""SELECT {name.sql('QYMC', 'TYSHXYDM')}, {uscc.sql('TYSHXYDM')}
+        FROM (VALUES ('张三烧烤店', '92500103MA5UXXXX1A'), ('重庆某某有限公司', '91500103MA5UYYYY2B'))
+        t(QYMC, TYSHXYDM)""").fetchall()
+    assert rows[0][0].startswith("P") and rows[0][1].startswith("P")
+    assert rows[1] == ("重庆某某有限公司", "91500103MA5UYYYY2B")
