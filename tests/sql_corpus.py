@@ -3,6 +3,9 @@ the guard gives (tests/unit/test_sql_guard.py); the service test sends every one
 finds each in the audit log (tests/integration/test_workbench_service.py)."""
 
 FORBIDDEN = [
+    # hostile texts: nesting past the parsers' recursion limit, a statement past the length cap
+    ("SELECT " + "(" * 300 + "1" + ")" * 300, "syntax"),
+    ("SELECT 1 -- " + "x" * 40_000, "too_long"),
     # files and URLs read by path
     ("SELECT * FROM 'x.parquet'", "file_path"),
     ('SELECT * FROM "/etc/passwd"', "file_path"),

@@ -170,29 +170,39 @@ class Executor:
             self._thread.join()
 
     def _dispatch(self) -> None:
-        while True:
-            with self._lock:
-                if self._closed:
-                    break
-                sends = self._schedule() + [(w, ("cancel", i)) for w, i in self._cancels]
-                self._cancels.clear()
-                watched = {self._wake_r: None}
-                for w in self._workers:
-                    watched[w.results] = watched[w.proc.sentinel] = w
-                deadlines = [w.kill_at for w in self._workers if w.kill_at is not None]
-            for worker, message in sends:
-                worker.send(message)
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            ready = wait_ready(list(watched), timeout)
-            with self._lock:
-                self._drain_wake()
-                for worker in dict.fromkeys(watched[r] for r in ready if watched[r] is not None):
-                    self._read(worker)
-                now = time.monotonic()
-                for worker in [w for w in self._workers if w.kill_at and w.kill_at <= now]:
-                    if not self._read(worker):  # an answer may have come at the last moment
-                        self._lost(worker, kill=True)
+        """The dispatcher thread. An unexpected error in one round is logged and the round
+        starts again (a dead dispatcher would leave every query waiting for ever)."""
+        while not self._closed:
+            try:
+                self._round()
+            except Exception:  # noqa: BLE001 - logged; the next round sees the state afresh
+                log.exception("workbench dispatcher: a round failed; going on")
+                time.sleep(0.1)
         self._shutdown()
+
+    def _round(self) -> None:
+        """Send what can start, wait for an answer, a dead worker or a deadline, take it in."""
+        with self._lock:
+            if self._closed:
+                return
+            sends = self._schedule() + [(w, ("cancel", i)) for w, i in self._cancels]
+            self._cancels.clear()
+            watched = {self._wake_r: None}
+            for w in self._workers:
+                watched[w.results] = watched[w.proc.sentinel] = w
+            deadlines = [w.kill_at for w in self._workers if w.kill_at is not None]
+        for worker, message in sends:
+            worker.send(message)
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        ready = wait_ready(list(watched), timeout)
+        with self._lock:
+            self._drain_wake()
+            for worker in dict.fromkeys(watched[r] for r in ready if watched[r] is not None):
+                self._read(worker)
+            now = time.monotonic()
+            for worker in [w for w in self._workers if w.kill_at and w.kill_at <= now]:
+                if not self._read(worker):  # an answer may have come at the last moment
+                    self._lost(worker, kill=True)
 
     def _schedule(self) -> list[tuple[Handle, tuple]]:
         """Start queued jobs on idle workers: FIFO, skipping analysts at their running limit."""

@@ -95,6 +95,11 @@ def serve(jobs: Connection, results: Connection, settings: dict) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides, the worker stays
     # quiet instead of printing a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the worker runs analysts' SQL: it keeps none of the hub's secrets (the audit and pseudonym
+    # keys, the platform's client secret) that it inherited from the service
+    for name in [n for n in os.environ if n.startswith("HUILIU_") and
+                 any(word in n for word in ("KEY", "SECRET", "ANCHOR"))]:
+        del os.environ[name]
     watch = _Watch()
     todo: queue.Queue = queue.Queue()
     threading.Thread(target=_watch_loop, args=(jobs, watch, todo), daemon=True).start()

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipelines import paths
-from pipelines.catalog.model import Catalog
+from pipelines.catalog.model import Catalog, load_catalog
 from pipelines.serving.audit import AuditLog
 from pipelines.workbench import sql_guard
 from pipelines.workbench.analysts import Analyst, Analysts
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 ANALYSES_FILE = paths.CATALOGS / "workbench" / "analyses.yaml"
 FINISHED_KEPT = 500  # queries whose results are kept in memory for paging
 VERDICTS_KEPT = 1000  # the guard's verdicts on statements accepted
+MAX_REMEMBERED_SQL = 8 * 1024  # longer statements are checked each time (bounds the memory)
+UNFINISHED_PER_ANALYST = 10  # queued or running queries of one analyst
+MAX_RECORDED_SQL = 8 * 1024  # of a refused statement, in the history (the audit log has it all)
+MAX_LOGIN_TEXT = 64  # of a purpose or tier sent with a login, in its audit entry
 HISTORY_DELAY_S = 0.05
 CSV_BOM = b"\xef\xbb\xbf"  # so Excel opens UTF-8 (Chinese) correctly
 
@@ -77,6 +81,7 @@ class Workbench:
 
     # -- sessions ------------------------------------------------------------------------------
     async def login(self, credential: str, purpose: str, tier: str | None) -> Session:
+        purpose, tier = purpose[:MAX_LOGIN_TEXT], (tier or "")[:MAX_LOGIN_TEXT] or None
         analyst = await asyncio.to_thread(self.analysts.authenticate, credential)
         if analyst is None:
             self._audit_login(None, purpose, tier or "", "refused", "unknown or revoked credential")
@@ -112,22 +117,28 @@ class Workbench:
     def _tier_path(self, tier: str, department: str, purpose: str) -> Path:
         current = current_tiers(self.home)
         found = current.path_of(tier, department, purpose) if current else None
-        if found is None:  # a grant issued after the last publish: built now, once
-            found = add_tier(self.cat, self.home, tier, department, purpose)
+        if found is None:  # a grant issued after the last publish: built now, once, from the
+            found = add_tier(load_catalog(), self.home, tier, department, purpose)  # list now
         return found
 
     def tier_of(self, s: Session) -> Path:
         return self._tier_path(s.tier, s.department, s.purpose)
 
     # -- queries -------------------------------------------------------------------------------
-    def submit(self, s: Session, sql: str) -> Query:
+    async def submit(self, s: Session, sql: str) -> Query:
         path = self.tier_of(s)
         qid = "q-" + secrets.token_hex(8)
+        if sum(q.outcome is None and q.session.analyst == s.analyst
+               for q in self.queries.values()) >= UNFINISHED_PER_ANALYST:
+            self._audit_query(s, qid, sql, None, "refused", error="too_many_queries")
+            raise WorkbenchError(429, "too_many_queries", f"{UNFINISHED_PER_ANALYST} of your "
+                                 "queries are queued or running: wait for one, or cancel one")
         try:
-            checked = self._checked(sql, path)
+            checked = await self._checked(sql, path)
         except sql_guard.Refused as e:
             self._audit_query(s, qid, sql, None, "refused", error=f"{e.code}: {e.message}")
-            self.records.record(qid, s.analyst, sql, "refused", 0, 0, s.tier, s.purpose)
+            self.records.record(qid, s.analyst, sql[:MAX_RECORDED_SQL], "refused", 0, 0, s.tier,
+                                s.purpose)
             raise WorkbenchError(400, "refused", e.message, e.line, e.column) from None
         job = self.executor.submit(s.analyst, path, sql, self.row_cap)
         q = Query(qid, s, sql, checked, job)
@@ -136,13 +147,17 @@ class Workbench:
         self._forget_old()
         return q
 
-    def _checked(self, sql: str, path: Path) -> sql_guard.Checked:
-        """The guard's verdict, remembered per tier file and SQL text: a tier file never
-        changes, and analysts re-run the same statements (saved queries, shared analyses)."""
+    async def _checked(self, sql: str, path: Path) -> sql_guard.Checked:
+        """The guard's verdict, remembered per tier file and SQL text (short statements only): a
+        tier file never changes, and analysts re-run the same statements (saved queries, shared
+        analyses). Parsing runs beside the event loop: a long statement takes the parser tens
+        of milliseconds, other analysts' answers must not wait for it."""
         key = (path, sql)
         found = self._verdicts.pop(key, None)
-        if found is None:
-            found = sql_guard.check(sql, self.schemas.tables(path))  # Refused is not remembered
+        if found is None:  # a Refused is raised, and not remembered
+            found = await asyncio.to_thread(sql_guard.check, sql, self.schemas.tables(path))
+        if len(sql) > MAX_REMEMBERED_SQL:
+            return found
         self._verdicts[key] = found
         while len(self._verdicts) > VERDICTS_KEPT:
             del self._verdicts[next(iter(self._verdicts))]
@@ -201,18 +216,21 @@ class Workbench:
         return {"rows": _jsonable(rows), "offset": offset, "total": t.num_rows}
 
     def cancel(self, q: Query) -> dict:
-        if q.outcome is None:
-            self.executor.cancel(q.job)
-        return {"state": "cancelled" if q.outcome is None else q.outcome.state}
+        """The state after the request: `cancelled`, or how it ended when it ended first (a
+        query that finished and waits only for its audit entry reads `running` until then)."""
+        if q.outcome is None and self.executor.cancel(q.job):
+            return {"state": "cancelled"}
+        return {"state": q.outcome.state if q.outcome else "running"}
 
     async def export(self, s: Session, q: Query, fmt: str) -> tuple[bytes, str, str]:
         """(file, media type, file name) of the query re-run with the export cap."""
         if fmt not in ("csv", "parquet"):
             raise WorkbenchError(400, "bad_format", "export as csv or parquet")
+        export_id = f"{q.id}-export-{secrets.token_hex(3)}"
         job = self.executor.submit(s.analyst, self.tier_of(s), q.sql, self.export_cap)
         outcome = await self.executor.outcome(job)
         if outcome.state != "done":
-            self._audit_query(s, q.id + "-export", q.sql, q.checked, f"export_{outcome.state}",
+            self._audit_query(s, export_id, q.sql, q.checked, f"export_{outcome.state}",
                               elapsed_s=outcome.elapsed_s, error=outcome.error)
             raise WorkbenchError(409, "export_failed", outcome.error or outcome.state)
         if fmt == "csv":
@@ -223,7 +241,7 @@ class Workbench:
             buf = io.BytesIO()
             pq.write_table(outcome.table, buf)
             data, media = buf.getvalue(), "application/vnd.apache.parquet"
-        self._audit_query(s, q.id + "-export", q.sql, q.checked, "exported",
+        self._audit_query(s, export_id, q.sql, q.checked, "exported",
                           rows=outcome.table.num_rows, truncated=outcome.truncated,
                           elapsed_s=outcome.elapsed_s, answer=data, export=fmt)
         return data, media, f"huiliu-{q.id}.{fmt}"

@@ -66,12 +66,31 @@ class Checked:
     columns: tuple[str, ...]  # sorted 'schema.table.column' touched
 
 
+MAX_SQL_CHARS = 32 * 1024  # a statement longer than this is refused unread
+
+
 def check(
     sql: str,
     tier: Mapping[str, Mapping[str, Sequence[str]]],
     search_path: Sequence[str] = ("cur", "gold", "hist", "ops", "meta"),
 ) -> Checked:
-    """tier: {schema: {table: [column, ...]}} of the analyst's tier file. Raises Refused."""
+    """tier: {schema: {table: [column, ...]}} of the analyst's tier file. Raises Refused, and
+    nothing else: whatever the parsers make of a hostile text (nesting deep enough to exhaust
+    the recursion limit), the answer is a refusal that can be audited."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise Refused("too_long", f"The SQL is {len(sql):,} characters long; the workbench takes "
+                      f"statements up to {MAX_SQL_CHARS:,}: shorten it (a CTE per step).")
+    try:
+        return _check(sql, tier, search_path)
+    except Refused:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, AttributeError) as e:
+        raise Refused("syntax", "The workbench cannot read this SQL safely ("
+                      f"{type(e).__name__}); simplify it (less nesting) and retry.") from e
+
+
+def _check(sql: str, tier: Mapping[str, Mapping[str, Sequence[str]]],
+           search_path: Sequence[str]) -> Checked:
     stmt, kind, text = _one_statement(sql), "select", sql
     if isinstance(stmt, exp.Command) and stmt.name.upper() == "EXPLAIN":
         # sqlglot keeps EXPLAIN as an opaque Command: check what it explains, positions unchanged

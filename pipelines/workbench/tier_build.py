@@ -7,10 +7,12 @@ pseudonym key lives in a TEMP macro of the building connection, never in the fil
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import duckdb
 
+from pipelines.warehouse.publish import OWNER_ONLY_FILE
 from pipelines.workbench.pseudonym import macro_sql
 from pipelines.workbench.tier_plan import TierPlan
 
@@ -33,8 +35,7 @@ def _surname_macro(compound: tuple[str, ...]) -> str:
 def build_tier(snapshot: Path, plan: TierPlan, target: Path, key: bytes,
                compound_surnames: tuple[str, ...]) -> Path:
     """The tier file at `target` (written beside it, then renamed into place)."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     con = duckdb.connect(str(tmp), config={"enable_external_access": True})
     try:
         con.execute(f"ATTACH {_text(str(snapshot))} AS snap (READ_ONLY)")
@@ -68,6 +69,7 @@ def build_tier(snapshot: Path, plan: TierPlan, target: Path, key: bytes,
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
         raise
     con.close()
+    os.chmod(tmp, OWNER_ONLY_FILE)  # an identified tier holds IDs in clear, like the snapshot
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.rename(tmp, target)

@@ -5,12 +5,17 @@ grants are the same share one) and manifest.json naming the file of each (tier, 
 purpose); `current` is a symlink swapped with one rename once every file is in place, like the
 published snapshot's. Built: the statistical tier of every consumer of the list, and the identified
 tier of every (department, purpose) an active analyst holds. A grant issued later is built on
-demand (`tier_file(..., build=True)`).
+demand (`add_tier`), under a lock on the set, so two logins never build one file twice or lose
+each other's manifest entry. The tiers are the hub's account's alone (0700, files 0600): an
+identified tier holds names in clear, like the snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -24,9 +29,19 @@ from pipelines.workbench.analysts import Analysts
 from pipelines.workbench.masking import load_masking
 from pipelines.workbench.pseudonym import pseudonym_key
 from pipelines.workbench.tier_build import build_tier
-from pipelines.workbench.tier_plan import ANALYTICS, IDENTIFIED, STATISTICAL, TierPlan, plan_tier
+from pipelines.warehouse.publish import OWNER_ONLY_DIR
+from pipelines.workbench.tier_plan import (
+    ANALYTICS,
+    IDENTIFIED,
+    STATISTICAL,
+    TierPlan,
+    TierRefused,
+    plan_tier,
+)
 
+log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 KEEP = 3  # tier sets kept: a query still reading an older one finishes on it
 
 
@@ -56,9 +71,15 @@ def _columns_of(snapshot: Path):
 
 
 def _plans(cat: Catalog, snapshot: Path, wanted: set[tuple[str, str, str]]) -> list[TierPlan]:
-    columns_of = _columns_of(snapshot)
-    return [plan_tier(cat, tier, dept, purpose, columns_of) for tier, dept, purpose in
-            sorted(wanted)]
+    """The plans of the wanted tiers; a grant the list no longer allows (a purpose or consumer
+    withdrawn since it was issued) is left out with a warning, not allowed to stop the others."""
+    columns_of, plans = _columns_of(snapshot), []
+    for tier, dept, purpose in sorted(wanted):
+        try:
+            plans.append(plan_tier(cat, tier, dept, purpose, columns_of))
+        except TierRefused as e:
+            log.warning("no %s tier for %s/%s: %s", tier, dept, purpose, e)
+    return plans
 
 
 def wanted_tiers(cat: Catalog, home: Path) -> set[tuple[str, str, str]]:
@@ -76,6 +97,7 @@ def build_tiers(cat: Catalog, snapshot: Path, home: Path) -> TierSet:
     key = pseudonym_key()
     root = workbench_dir(home) / "tiers"
     root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, OWNER_ONLY_DIR)
     stamp = snapshot.stem.removeprefix("huiliu-")
     final = root / stamp
     work = root / f".{stamp}.tmp"
@@ -89,8 +111,14 @@ def build_tiers(cat: Catalog, snapshot: Path, home: Path) -> TierSet:
             build_tier(snapshot, plan, work / name, key, compound)
         files[f"{plan.kind}/{plan.department}/{plan.purpose}"] = name
     _write_manifest(work, snapshot, files)
-    shutil.rmtree(final, ignore_errors=True)  # a rebuild of the same snapshot replaces it
-    os.rename(work, final)
+    if final.exists():  # a rebuild of the same snapshot: `current` keeps pointing at a whole set
+        aside = root / f".{stamp}.old"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+        os.rename(work, final)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.rename(work, final)
     _switch(root, stamp)
     _prune(root)
     return TierSet(final, files)
@@ -104,16 +132,31 @@ def add_tier(cat: Catalog, home: Path, tier: str, department: str, purpose: str)
     found = current.path_of(tier, department, purpose)
     if found:
         return found
-    manifest = json.loads((current.directory / MANIFEST).read_text())
-    snapshot = Path(manifest["snapshot"])
-    plan = _plans(cat, snapshot, {(tier, department, purpose)})[0]
-    name = f"{plan.kind}-{plan.signature}.duckdb"
-    if not (current.directory / name).exists():
-        build_tier(snapshot, plan, current.directory / name, pseudonym_key(),
-                   load_masking(cat).compound_surnames)
-    files = {**current.files, f"{tier}/{department}/{purpose}": name}
-    _write_manifest(current.directory, snapshot, files)
+    with _locked(current.directory):
+        manifest = json.loads((current.directory / MANIFEST).read_text())  # under the lock
+        name = manifest["files"].get(f"{tier}/{department}/{purpose}")
+        if name:
+            return current.directory / name
+        snapshot = Path(manifest["snapshot"])
+        columns_of = _columns_of(snapshot)
+        plan = plan_tier(cat, tier, department, purpose, columns_of)  # TierRefused: not granted
+        name = f"{plan.kind}-{plan.signature}.duckdb"
+        if not (current.directory / name).exists():
+            build_tier(snapshot, plan, current.directory / name, pseudonym_key(),
+                       load_masking(cat).compound_surnames)
+        files = {**manifest["files"], f"{tier}/{department}/{purpose}": name}
+        _write_manifest(current.directory, snapshot, files)
     return current.directory / name
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def current_tiers(home: Path) -> TierSet | None:
@@ -127,7 +170,7 @@ def current_tiers(home: Path) -> TierSet | None:
 
 
 def _write_manifest(directory: Path, snapshot: Path, files: dict[str, str]) -> None:
-    tmp = directory / f".{MANIFEST}.tmp"
+    tmp = directory / f".{MANIFEST}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     with os.fdopen(fd, "w") as f:
         json.dump({"snapshot": str(snapshot), "files": files}, f, indent=1, sort_keys=True)

@@ -38,6 +38,7 @@ from pipelines.settings import Settings
 from pipelines.workbench.executor import Executor
 from pipelines.workbench.service import Workbench, WorkbenchError
 from pipelines.workbench.sessions import Session
+from pipelines.workbench.tier_plan import TierRefused
 
 PAGE = paths.ASSETS / "workbench"
 STATIC = {"workbench.js": (PAGE / "dist" / "workbench.js", "text/javascript"),
@@ -89,6 +90,11 @@ def create_app(wb: Workbench) -> Starlette:
                 return await handler(request)
             except WorkbenchError as e:
                 return _error(e)
+            except TierRefused as e:  # a grant the list no longer allows
+                return _error(WorkbenchError(403, "not_granted", str(e)))
+            except FileNotFoundError:  # the tiers are being built or switched
+                return _error(WorkbenchError(503, "tiers_unavailable", "the analysts' tiers are "
+                                             "being built: retry in a minute"))
         return endpoint
 
     async def login(request: Request) -> Response:
@@ -127,7 +133,7 @@ def create_app(wb: Workbench) -> Starlette:
     async def submit(request: Request) -> Response:
         s = session(request)
         body = await _body(request)
-        q = wb.submit(s, str(body.get("sql", "")))
+        q = await wb.submit(s, str(body.get("sql", "")))
         await _wait(q, body.get("wait"))
         st = wb.status(q)
         if st["state"] == "done" and isinstance(body.get("rows"), int) and body["rows"] > 0:
