@@ -27,6 +27,7 @@ from pipelines.workbench.executor_worker import STOPPED, Handle
 log = logging.getLogger(__name__)
 
 _KEEP_FINISHED = 1_000  # outcomes kept for status questions after the fact
+MAX_ANALYSTS_REMEMBERED = 10_000
 _FINISHED = frozenset({"done", "failed", "timeout", "cancelled"})
 
 
@@ -73,6 +74,7 @@ class Executor:
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._queue: list[_Job] = []
+        self._last_start: dict[str, float] = {}  # analyst -> when their last query started
         self._finished: collections.deque[str] = collections.deque()
         self._cancels: list[tuple[Handle, str]] = []  # for the dispatcher to send
         self._closed = False
@@ -205,15 +207,21 @@ class Executor:
                     self._lost(worker, kill=True)
 
     def _schedule(self) -> list[tuple[Handle, tuple]]:
-        """Start queued jobs on idle workers: FIFO, skipping analysts at their running limit."""
+        """Start queued jobs on idle workers, skipping analysts at their running limit. Among the
+        others the analyst whose last query started longest ago goes first (in queue order
+        within one analyst): two analysts who keep submitting cannot starve a third."""
         sends = []
         running = collections.Counter(w.job.analyst for w in self._workers if w.job)
         for worker in [w for w in self._workers if w.ready and w.job is None]:
-            job = next((j for j in self._queue if running[j.analyst] < self._per_analyst), None)
-            if job is None:
+            eligible = [j for j in self._queue if running[j.analyst] < self._per_analyst]
+            if not eligible:
                 break
+            job = min(eligible, key=lambda j: self._last_start.get(j.analyst, 0.0))
             self._queue.remove(job)
             running[job.analyst] += 1
+            self._last_start[job.analyst] = time.monotonic()
+            if len(self._last_start) > MAX_ANALYSTS_REMEMBERED:
+                self._last_start.clear()  # forgetting only makes every analyst "long ago"
             job.state, job.started = "running", time.monotonic()
             worker.job, worker.kill_at = job, job.started + job.message[5] + self._grace_s
             sends.append((worker, job.message))

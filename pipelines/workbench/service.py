@@ -9,7 +9,6 @@ row of it; a refusal is written before the refusal is answered; an export before
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
 import secrets
@@ -17,14 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
-import yaml
-
-from pipelines import paths
 from pipelines.catalog.model import Catalog, load_catalog
 from pipelines.serving.audit import AuditLog
-from pipelines.workbench import sql_guard
+from pipelines.workbench import exports, sql_guard
+from pipelines.workbench.analyses import guard_passes, shared_analyses
 from pipelines.workbench.analysts import Analyst, Analysts
 from pipelines.workbench.executor import Executor, Outcome
 from pipelines.workbench.records import Records
@@ -34,7 +29,6 @@ from pipelines.workbench.tier_schema import TierSchema
 from pipelines.workbench.tiers import add_tier, current_tiers, workbench_dir
 
 log = logging.getLogger(__name__)
-ANALYSES_FILE = paths.CATALOGS / "workbench" / "analyses.yaml"
 FINISHED_KEPT = 500  # queries whose results are kept in memory for paging
 VERDICTS_KEPT = 1000  # the guard's verdicts on statements accepted
 MAX_REMEMBERED_SQL = 8 * 1024  # longer statements are checked each time (bounds the memory)
@@ -42,7 +36,6 @@ UNFINISHED_PER_ANALYST = 10  # queued or running queries of one analyst
 MAX_RECORDED_SQL = 8 * 1024  # of a refused statement, in the history (the audit log has it all)
 MAX_LOGIN_TEXT = 64  # of a purpose or tier sent with a login, in its audit entry
 HISTORY_DELAY_S = 0.05
-CSV_BOM = b"\xef\xbb\xbf"  # so Excel opens UTF-8 (Chinese) correctly
 
 
 class WorkbenchError(Exception):
@@ -224,7 +217,7 @@ class Workbench:
 
     async def export(self, s: Session, q: Query, fmt: str) -> tuple[bytes, str, str]:
         """(file, media type, file name) of the query re-run with the export cap."""
-        if fmt not in ("csv", "parquet"):
+        if fmt not in exports.FORMATS:
             raise WorkbenchError(400, "bad_format", "export as csv or parquet")
         export_id = f"{q.id}-export-{secrets.token_hex(3)}"
         job = self.executor.submit(s.analyst, self.tier_of(s), q.sql, self.export_cap)
@@ -233,14 +226,7 @@ class Workbench:
             self._audit_query(s, export_id, q.sql, q.checked, f"export_{outcome.state}",
                               elapsed_s=outcome.elapsed_s, error=outcome.error)
             raise WorkbenchError(409, "export_failed", outcome.error or outcome.state)
-        if fmt == "csv":
-            buf = io.BytesIO()
-            pa_csv.write_csv(outcome.table, buf)
-            data, media = CSV_BOM + buf.getvalue(), "text/csv; charset=utf-8"
-        else:
-            buf = io.BytesIO()
-            pq.write_table(outcome.table, buf)
-            data, media = buf.getvalue(), "application/vnd.apache.parquet"
+        data, media = exports.encode(outcome.table, fmt)
         self._audit_query(s, export_id, q.sql, q.checked, "exported",
                           rows=outcome.table.num_rows, truncated=outcome.truncated,
                           elapsed_s=outcome.elapsed_s, answer=data, export=fmt)
@@ -251,17 +237,8 @@ class Workbench:
         return {"tables": self.schemas.described(self.tier_of(s))}
 
     def saved(self, s: Session) -> list[dict]:
-        tables = self.schemas.tables(self.tier_of(s))
-        shared = []
-        for a in yaml.safe_load(ANALYSES_FILE.read_text(encoding="utf-8")):
-            try:
-                sql_guard.check(a["sql"], tables)
-            except sql_guard.Refused:  # its tables are not in this tier
-                continue
-            shared.append({"id": a["id"], "owner": "huiliu", "department": "",
-                           "name": a["name"], "description": a["description"].strip(),
-                           "sql": a["sql"], "shared": True, "chart": a.get("chart")})
-        return shared + self.records.visible(s.analyst, s.department)
+        passes = guard_passes(self.schemas.tables(self.tier_of(s)))
+        return shared_analyses(passes) + self.records.visible(s.analyst, s.department)
 
     # -- audit ---------------------------------------------------------------------------------
     def _audit_query(self, s: Session, qid: str, sql: str, checked: sql_guard.Checked | None,

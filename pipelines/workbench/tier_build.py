@@ -14,9 +14,8 @@ import duckdb
 
 from pipelines.warehouse.publish import OWNER_ONLY_FILE
 from pipelines.workbench.pseudonym import macro_sql
-from pipelines.workbench.tier_plan import TierPlan
+from pipelines.workbench.tier_plan import SCHEMAS, TierPlan
 
-SCHEMAS = ("cur", "hist", "gold", "ops", "meta")
 DICTIONARY = "meta.data_dictionary"
 DICTIONARY_COMMENT = ("数据字典 data dictionary: every column of this tier with its names, sharing "
                       "type (U/C) and the mask applied (empty: shown as stored)")

@@ -25,6 +25,7 @@ from pipelines.serving.entitlement import release
 from pipelines.workbench.masking import Mask, Masking, load_masking
 
 STATISTICAL, IDENTIFIED = "statistical", "identified"
+SCHEMAS = ("cur", "gold", "hist", "ops", "meta")  # a tier's schemas, in name-resolution order
 KINDS = (STATISTICAL, IDENTIFIED)
 ANALYTICS = "ANALYTICS"
 HIST_COLUMNS = ("_op", "_gxsj", "_valid_from", "_valid_to", "_is_current", "_batch_id",

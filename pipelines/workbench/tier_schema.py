@@ -7,7 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMAS = ("cur", "gold", "hist", "ops", "meta")
+from pipelines.workbench.tier_plan import SCHEMAS
+
 
 
 class TierSchema:

@@ -171,3 +171,24 @@ def test_duckdb_itself_refuses_what_the_locked_read_only_configuration_forbids(
     # the worker detaches it, or a second `cur` would make the next query's `cur.t` ambiguous.
     assert run(f"ATTACH '{tier}' AS cur").state == "done"
     assert count_of(run("SELECT count(*) FROM cur.t")) == 100_000
+
+
+def test_two_busy_analysts_do_not_starve_a_third(tmp_path):
+    """With one worker, A and B each queue several queries before C queues one: C's starts
+    before A's and B's later ones (the analyst whose last query started longest ago goes
+    first)."""
+    db = tmp_path / "t.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE SCHEMA cur; CREATE TABLE cur.t AS SELECT range AS i FROM range(10)")
+    ex = Executor(workers=1, timeout_s=30)
+    try:
+        slow = "SELECT count(*) FROM range(30000000) WHERE range % 7 = 3"
+        jobs = [ex.submit(a, db, slow, 10) for a in ("a", "b", "a", "b", "a", "b")]
+        c = ex.submit("c", db, "SELECT count(*) FROM cur.t", 10)
+        for job in [*jobs, c]:
+            ex.wait(job, timeout=120)
+        done = sorted([*jobs, c], key=lambda j: ex.wait(j).elapsed_s + ex.wait(j).queued_s)
+        order = [("c" if j == c else "ab") for j in done]
+        assert order.index("c") <= 3, order  # after at most a, b and one more, not last
+    finally:
+        ex.close()
