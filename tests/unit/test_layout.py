@@ -14,7 +14,7 @@ from pipelines import paths
 pytestmark = pytest.mark.unit
 PIPELINES = paths.ROOT / "pipelines"
 DOMAINS = {"catalog", "warehouse", "backflow", "governance", "identity", "serving", "reports",
-           "defs", "cli", "sim", "workbench"}
+           "defs", "cli", "sim", "workbench", "exchange"}
 
 
 def _module_name(path: Path) -> str:

@@ -1,0 +1,6 @@
+"""全国通办: the signed exchange between hub nodes through the national exchange.
+
+Entry points, by module: `suites` (`ED25519`, `SM2_SM3`, `suite`: signing suites and their keys),
+`envelope` (`seal`, `countersign`, `open_envelope`, `Envelope`: a request or answer signed by its
+sender and time-stamped by the exchange), `directory` (`Directory`, `Member`: the nodes, their keys
+and services), `replay` (`ReplayGuard`), `errors` (`ExchangeRefused`)."""

@@ -1,0 +1,16 @@
+"""What the exchange protocol refuses, typed, with a code a caller can act on."""
+
+from __future__ import annotations
+
+CODES = ("malformed", "unknown_node", "unknown_key", "revoked_key", "bad_signature",
+         "no_stamp", "bad_stamp", "expired", "replayed", "wrong_receiver", "unsupported_suite",
+         "busy")
+
+
+class ExchangeRefused(Exception):
+    """A message the protocol will not accept. `code` is one of CODES; the message says what is
+    wrong and what the sender should do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
