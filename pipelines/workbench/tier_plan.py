@@ -164,20 +164,25 @@ def _golden_tables(cat: Catalog, masking: Masking | None, dept: str, purpose: st
     return tables
 
 
-def _ops_tables(masking: Masking, columns_of: Callable[[str, str], Sequence[str]]
-                ) -> list[Table]:
+def _ops_tables(masking: Masking, columns_of: Callable[[str, str], Sequence[str]],
+                resources: Sequence[str]) -> list[Table]:
+    """The operational tables, each limited to the resources the tier shows records of (a
+    department learns nothing here about deliveries or objections of data it may not see)."""
+    shown = ", ".join(f"'{r}'" for r in sorted(resources)) or "NULL"
     tables = []
     for name, masks in masking.ops.items():
         cols = []
-        for c in columns_of("ops", name):
+        present = columns_of("ops", name)
+        for c in present:
             mask = masks.get(c) or (masking.keys.get(c) if c == "entity_id" else None)
             value = _value(f'"{c}"', mask)
             if value is not None:
                 cols.append(Column(c, value, _comment("运行数据", f"ops {c}", "", mask), "",
                                    mask.describe() if mask else ""))
         if cols:  # (a snapshot of an older version may lack one)
-            tables.append(Table("ops", name, f"运行数据 operations: {name}", tuple(cols),
-                                f"snap.ops.{name}"))
+            where = f" WHERE resource IN ({shown})" if "resource" in present else ""
+            tables.append(Table("ops", name, f"运行数据 operations: {name}, of the resources "
+                                "this tier shows", tuple(cols), f"snap.ops.{name}{where}"))
     return tables
 
 
@@ -197,10 +202,11 @@ def plan_tier(cat: Catalog, kind: str, department: str, purpose: str,
     if purpose not in {p.code for p in cat.purposes}:
         raise TierRefused(f"{purpose} is not a purpose of the responsibility list")
     masking = load_masking(cat)
-    shown = masking if kind == STATISTICAL else None
-    tables = (_resource_tables(cat, shown, department, purpose)
-              + _golden_tables(cat, shown, department, purpose))
+    masks = masking if kind == STATISTICAL else None
+    tables = (_resource_tables(cat, masks, department, purpose)
+              + _golden_tables(cat, masks, department, purpose))
     if not tables:
         raise TierRefused(f"the responsibility list grants {department} no field for {purpose}")
+    resources = [t.name.upper() for t in tables if t.schema == "hist"]  # it has records of
     return TierPlan(kind, department, purpose,
-                    tuple(tables + _ops_tables(masking, columns_of)))
+                    tuple(tables + _ops_tables(masking, columns_of, resources)))

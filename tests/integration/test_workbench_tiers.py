@@ -199,3 +199,30 @@ def test_no_statistical_tier_file_holds_an_id_or_a_name_in_clear(tiers):
                 assert named == 0, ref
                 scanned += 1
     assert scanned > 100
+
+
+def test_operational_tables_show_only_the_resources_the_tier_has_records_of(tiers):
+    """A department learns nothing from ops.* about deliveries or objections of data the list
+    does not share with it (SJJ has no cremation records for ANALYTICS: none of their batches)."""
+    _, built = tiers
+    checked = 0
+    for (tier, dept, purpose), path in built.items():
+        if path is None:
+            continue
+        with duckdb.connect(str(path), read_only=True) as con:
+            visible = {t.upper() for (t,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'hist'").fetchall()}
+            with_resource = [t for (t,) in con.execute(
+                "SELECT table_name FROM duckdb_columns() WHERE schema_name = 'ops' "
+                "AND column_name = 'resource'").fetchall()]
+            assert "batches" in with_resource and "objections" in with_resource
+            for table in with_resource:
+                seen = {r for (r,) in con.execute(f"SELECT DISTINCT resource FROM ops.{table} "
+                                                  "WHERE resource IS NOT NULL").fetchall()}
+                assert seen <= visible, (tier, dept, purpose, table, seen - visible)
+                checked += len(seen)
+    assert checked > 0
+    sjj = built[("statistical", "SJJ", "ANALYTICS")]
+    with duckdb.connect(str(sjj), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ops.batches WHERE resource = 'CA_CREMATION'"
+                           ).fetchone()[0] == 0
