@@ -24,6 +24,7 @@ from pipelines.cli.serving import (
     serve_cmd,
     serving_group,
 )
+from pipelines.cli.exchange import exchange_group
 from pipelines.cli.workbench import analysts_group, audit_queries_cmd, sql_cmd, workbench_group
 from pipelines.sim.cli import sim as sim_group
 
@@ -448,4 +449,5 @@ main.add_command(audit_group, "audit")
 main.add_command(analysts_group, "analysts")
 main.add_command(workbench_group, "workbench")
 main.add_command(sql_cmd, "sql")
+main.add_command(exchange_group, "exchange")
 audit_group.add_command(audit_queries_cmd, "queries")
