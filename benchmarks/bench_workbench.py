@@ -67,6 +67,7 @@ import duckdb
 import httpx
 
 from benchmarks.bench_backflow import child
+from benchmarks.bench_prefill import peak_rss_mb  # the service and its workers, summed
 from benchmarks.bench_reconcile import BACKFLOW, RECONCILE
 from pipelines.settings import Settings
 from pipelines.sim.process import SimulatorProcess, free_port
@@ -184,18 +185,6 @@ def ms(seconds: float) -> float:
 
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak RSS (VmHWM) of the process and all its descendants (the query workers), summed."""
-    total = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            total += int(line.split()[1]) / 1024
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for kid in (task / "children").read_text().split():
-            total += peak_rss_mb(int(kid))
-    return total
 
 
 def world(work: Path, scale: int) -> dict:

@@ -15,9 +15,10 @@ from pipelines.backflow.runs import DropRootMissing
 from pipelines.catalog.model import CatalogError
 from pipelines.serving.audit_key import AuditKeyError
 from pipelines.warehouse.writer import WarehouseLocked
+from pipelines.workbench.pseudonym import PseudonymKeyError
 
 EXPECTED = (OSError, duckdb.Error, ApiError, WarehouseLocked, DropRootMissing, CatalogError,
-            AuditKeyError)
+            AuditKeyError, PseudonymKeyError)
 
 _OS_HINTS = {
     errno.ENOSPC: "the disk is full: free space and run again (nothing half-written was kept)",

@@ -49,6 +49,9 @@ class Analysts:
         self.con.execute("""CREATE TABLE IF NOT EXISTS analysts (analyst TEXT PRIMARY KEY,
             department TEXT NOT NULL, tiers TEXT NOT NULL, purposes TEXT NOT NULL,
             created_at TEXT NOT NULL, revoked_at TEXT, changed_at TEXT)""")
+        columns = {r[1] for r in self.con.execute("PRAGMA table_info(analysts)")}
+        if "changed_at" not in columns:  # a file made before sessions ended on grant changes
+            self.con.execute("ALTER TABLE analysts ADD COLUMN changed_at TEXT")
 
     def issue(self, cat: Catalog, analyst: str, department: str, tiers: list[str],
               purposes: list[str]) -> str:

@@ -158,3 +158,14 @@ def test_no_duckdb_object_of_a_contract_run_outlives_the_exit_handlers():
     assert out.returncode == 0, out.stderr
     assert "failed: 1" in out.stdout
     assert "left alive: {}" in out.stdout, out.stdout
+
+
+def test_building_the_tiers_without_the_pseudonym_key_says_what_to_do(demo):
+    """Outside demo mode the analysts' tiers need the operator's key: one line, exit 2."""
+    home, _ = demo
+    env = {k: v for k, v in os.environ.items() if k not in ("HUILIU_PSEUDONYM_KEY", "HUILIU_DEMO")}
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "workbench", "build", "--home",
+                          str(home)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 2
+    assert "HUILIU_PSEUDONYM_KEY is not set" in out.stderr and "Traceback" not in out.stderr
+    assert noise(out) == {}
