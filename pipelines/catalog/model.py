@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from pipelines import paths
+from pipelines.settings import Settings
 
 CATALOG_DIR = paths.CATALOGS
 
@@ -234,10 +235,19 @@ def _build_list(model, path: Path) -> tuple:
     )
 
 
-def load_catalog(root: Path | str = CATALOG_DIR) -> Catalog:
-    """Load and cross-check the whole responsibility list under `root`."""
+def load_catalog(root: Path | str = CATALOG_DIR, node: str | None = None) -> Catalog:
+    """Load and cross-check the whole responsibility list under `root`, as the node `node`
+    (default: HUILIU_NODE) holds it.
+
+    The list under `root` is the base node's (catalogs/node.yaml). Another node's list is that
+    base with its own differences in `root/nodes/<code>/`: its node.yaml, and in grants.yaml the
+    fields it shares otherwise ({resource: {field: sharing}}), so each node's list is complete
+    and nothing common to all of them is written twice."""
     root = Path(root)
-    node = _build(Node, _read_yaml(root / "node.yaml"), root / "node.yaml", "node")
+    overlay = root / "nodes" / (node or _configured_node())
+    if not (overlay / "node.yaml").is_file():
+        overlay = root
+    node = _build(Node, _read_yaml(overlay / "node.yaml"), overlay / "node.yaml", "node")
     providers = _build_list(Party, root / "providers.yaml")
     consumers = _build_list(Party, root / "consumers.yaml")
     purposes = _build_list(Party, root / "purposes.yaml")
@@ -256,10 +266,41 @@ def load_catalog(root: Path | str = CATALOG_DIR) -> Catalog:
         if r.code != p.stem:
             raise CatalogError(f"{p}: entry {r.code}: file name must equal the resource code")
         resources[r.code] = r
+    if (overlay / GRANTS).is_file():
+        resources = _with_grants(resources, overlay / GRANTS)
 
     _cross_check(root, providers, consumers, purposes, code_tables, resources)
     return Catalog(node=node, providers=providers, consumers=consumers, purposes=purposes,
                    standard_fields=standard_fields, code_tables=code_tables, resources=resources)
+
+
+GRANTS = "grants.yaml"
+
+
+def _configured_node() -> str:
+    return Settings().node
+
+
+def _with_grants(resources: dict[str, Resource], path: Path) -> dict[str, Resource]:
+    """The resources with the node's own sharing of the fields `path` names."""
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: expected {{resource: {{field: sharing}}}}")
+    out = dict(resources)
+    for code, fields in data.items():
+        if code not in out or not isinstance(fields, dict):
+            raise CatalogError(f"{path}: entry {code}: not a resource of the list, or not a "
+                               "mapping of field: sharing")
+        r = out[code]
+        known = {f.code for f in r.fields}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise CatalogError(f"{path}: entry {code}: no fields {unknown} in {code}")
+        new = {f: _build(Sharing, s, path, f"{code}.{f}") for f, s in fields.items()}
+        out[code] = _build(Resource, {**r.model_dump(), "fields": [
+            {**f.model_dump(), "sharing": new[f.code].model_dump()} if f.code in new
+            else f.model_dump() for f in r.fields]}, path, code)
+    return out
 
 
 def _cross_check(root, providers, consumers, purposes, code_tables, resources) -> None:
@@ -286,5 +327,5 @@ def _cross_check(root, providers, consumers, purposes, code_tables, resources) -
 
 @functools.cache
 def catalog() -> Catalog:
-    """The catalogue shipped in this repository, loaded once per process."""
+    """The catalogue shipped in this repository as this node holds it, loaded once per process."""
     return load_catalog(CATALOG_DIR)
