@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     """Rows an export (CSV, Parquet) may hold."""
     published_keep: int = 3
     """How many published snapshots to keep (readers of an older one keep working meanwhile)."""
+    exchange_directory: Path | None = None
+    """全国通办: the national exchange's member directory (a file the exchange's operator
+    distributes). Unset: this node neither asks nor answers other nodes."""
+    exchange_url: str = "http://127.0.0.1:8700"
+    """Where this node sends its requests to other nodes: the national exchange, never a node."""
+    exchange_deadline_seconds: float = 2.0
+    """Longest wait for another node's answer; past it the fields are `unavailable`
+    (REMOTE_TIMEOUT) and the local fields of the case are answered meanwhile."""
+    exchange_case_ttl_seconds: float = 900.0
+    """How long a case keeps what other nodes answered for it (in memory only), then forgets it."""
+    exchange_breaker_failures: int = 3
+    """Failures in a row after which a node is not asked again until the pause below has passed."""
+    exchange_breaker_pause_seconds: float = 10.0
     today: dt.date | None = None
     """The hub's business date. Unset: today in Asia/Shanghai. Set it only to replay the past or
     to follow the simulator, whose days pass in seconds (the demo does)."""

@@ -39,3 +39,54 @@ def entry_cmd(home, endpoint):
     d = Directory()
     d.add(member_entry(load_catalog(), settings_for(home).home, endpoint))
     click.echo(d.dumps().decode())
+
+
+@exchange_group.command("serve")
+@home_opt
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True)
+def serve_cmd(home, host, port):
+    """Run the national exchange (directory from HUILIU_EXCHANGE_DIRECTORY, its stamping key and
+    audit log under --home)."""
+    import os
+
+    import uvicorn
+
+    from pipelines import paths
+    from pipelines.exchange import keys
+    from pipelines.serving.audit import check_setup
+
+    s = settings_for(home)
+    if s.exchange_directory is None or not s.exchange_directory.is_file():
+        raise click.ClickException("HUILIU_EXCHANGE_DIRECTORY must name the members' directory "
+                                   "(a JSON file of `huiliu exchange entry` entries)")
+    keys.current(s.home)  # refused now, with the command that makes one, rather than later
+    check_setup(s.home / "exchange" / "audit.jsonl")
+    os.environ["HUILIU_HOME"] = str(s.home)
+    uvicorn.run(paths.EXCHANGE_APP, factory=True, host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+@exchange_group.command("pairs")
+@click.option("--exchange-log", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--node", "nodes", multiple=True, required=True, metavar="CODE=AUDIT_LOG",
+              help="A node's code and its audit log; repeat for each node.")
+def pairs_cmd(exchange_log, nodes):
+    """Check that every exchange is in the requester's, the exchange's and the answerer's logs
+    with the same request and answer digests; exit 1 naming each that is not."""
+    from pathlib import Path
+
+    from pipelines.exchange.pairing import pair
+
+    logs = {}
+    for item in nodes:
+        code, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            raise click.ClickException(f"--node {item}: give CODE=PATH of an audit log")
+        logs[code] = Path(path)
+    paired, problems = pair(Path(exchange_log), logs)
+    for p in problems:
+        click.echo(f"{p.request_id}: {p.problem}")
+    click.echo(f"{paired} exchanges paired across {len(logs) + 1} logs; "
+               f"{len(problems)} problems")
+    raise SystemExit(1 if problems else 0)

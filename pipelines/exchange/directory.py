@@ -15,6 +15,14 @@ from pipelines.exchange.errors import ExchangeRefused
 EXCHANGE = "EXCHANGE"  # the exchange's own member code (its keys countersign)
 
 
+def division_prefix(code: str) -> str:
+    """The division prefix a node's code covers: 500000 -> '50', 440300 -> '4403'."""
+    p = code
+    while len(p) > 2 and p.endswith("00"):
+        p = p[:-2]
+    return p
+
+
 @dataclass(frozen=True)
 class MemberKey:
     key_id: str

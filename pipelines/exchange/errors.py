@@ -4,7 +4,7 @@ from __future__ import annotations
 
 CODES = ("malformed", "unknown_node", "unknown_key", "revoked_key", "bad_signature",
          "no_stamp", "bad_stamp", "expired", "replayed", "wrong_receiver", "unsupported_suite",
-         "busy")
+         "busy", "not_entitled")
 
 
 class ExchangeRefused(Exception):

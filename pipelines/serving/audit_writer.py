@@ -45,8 +45,10 @@ SEND_EVERY = 4
 
 
 def encode_group(items: list[dict]) -> bytes:
+    # an entry with a `detail` (a prefill that asked other nodes) carries it as a ninth value
     meta = orjson.dumps([[i["consumer"], i["purpose"], i["template"], i["case_id"],
-                          i["subjects"], i["released"], i["withheld"], len(i["answer"])]
+                          i["subjects"], i["released"], i["withheld"], len(i["answer"]),
+                          *((i["detail"],) if i.get("detail") is not None else ())]
                          for i in items])
     answers = b"".join(i["answer"] for i in items)
     return _GROUP.pack(len(meta), len(answers)) + meta + answers
@@ -62,10 +64,11 @@ def take_groups(buf: bytearray) -> list[list[dict]]:
             break
         meta = orjson.loads(bytes(buf[at + _GROUP.size:at + _GROUP.size + meta_len]))
         offset, items = at + _GROUP.size + meta_len, []
-        for consumer, purpose, template, case_id, subjects, released, withheld, n in meta:
+        for consumer, purpose, template, case_id, subjects, released, withheld, n, *detail in meta:
             items.append({"consumer": consumer, "purpose": purpose, "template": template,
                           "case_id": case_id, "subjects": subjects, "released": released,
-                          "withheld": withheld, "answer": bytes(buf[offset:offset + n])})
+                          "withheld": withheld, "answer": bytes(buf[offset:offset + n]),
+                          **({"detail": detail[0]} if detail else {})})
             offset += n
         groups.append(items)
         at = end

@@ -55,7 +55,11 @@ def subject_key(kind: str, raw: str) -> str | None:
 
 
 def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpose: str,
-            case_id: str, subjects: dict[str, str]) -> Answer:
+            case_id: str, subjects: dict[str, str], elsewhere: frozenset[str] = frozenset()
+            ) -> Answer:
+    """The answer for a case. Roles in `elsewhere` (subjects another node holds) are checked
+    like the rest but not looked up: they are answered {"status": "remote"} for the caller to
+    fill from the other node's answer."""
     bad = []
     if not isinstance(case_id, str) or not CASE_ID.fullmatch(case_id):
         bad.append("case_id")
@@ -84,12 +88,12 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
     plans = _plan(cat, template, consumer, purpose)
     by_kind: dict[str, list[str]] = {}
     for role, k in keys.items():
-        if plans[role].released:
+        if plans[role].released and role not in elsewhere:
             by_kind.setdefault(template.roles[role].subject, []).append(k)
     found = {kind: store.entities(kind, ks) for kind, ks in by_kind.items()}
     entities = {}
     for role, k in keys.items():
-        if not plans[role].released:
+        if not plans[role].released or role in elsewhere:
             continue
         kind = template.roles[role].subject
         entity = found[kind].get(k)
@@ -101,6 +105,9 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
     for role, plan in plans.items():
         if role not in keys:
             roles[role] = NOT_APPLICABLE
+            continue
+        if role in elsewhere:
+            roles[role] = REMOTE
             continue
         entity = entities.get(role)
         if entity is None:  # nothing of this role may be released to the consumer
@@ -116,6 +123,7 @@ def prefill(store: Store, cat: Catalog, template: Template, consumer: str, purpo
 
 
 NOT_APPLICABLE = {"status": "not_applicable"}  # shared by every answer: never modified
+REMOTE = {"status": "remote"}  # replaced by the caller with the other node's answer
 
 
 @dataclass(frozen=True)

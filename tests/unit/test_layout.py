@@ -93,7 +93,8 @@ def test_data_paths_come_from_paths_py():
 
 def test_every_module_started_by_name_exists():
     for target in (paths.CLI_MODULE, paths.SIM_MODULE, paths.DAGSTER_DEFINITIONS,
-                   paths.SERVICE_APP, paths.SERVICE_HTTP_PROTOCOL, paths.WORKBENCH_APP):
+                   paths.SERVICE_APP, paths.SERVICE_HTTP_PROTOCOL, paths.WORKBENCH_APP,
+                   paths.EXCHANGE_APP):
         module, _, attribute = target.partition(":")
         spec = importlib.util.find_spec(module)
         assert spec is not None, target

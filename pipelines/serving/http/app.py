@@ -4,6 +4,7 @@ POST /v1/prefill       one case: template, purpose, case id, subjects by role ->
 POST /v1/verify        one yes/no check (alive, married to, hukou in, dishonest credit)
 POST /v1/batch         many checks in one call, answered as streamed NDJSON
 GET  /v1/access-log    who asked about a subject (for the data subject's own view)
+POST /v1/exchange      another node's request, through the national exchange (exchange/answering)
 GET  /v1/templates     the life-event templates (labels only); GET /preview: the officer's page
 GET  /openapi.json     the OpenAPI description; GET /healthz
 
@@ -50,6 +51,7 @@ def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> Ho
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/v1/batch", endpoints.batch, methods=["POST"]),
         Route("/v1/access-log", endpoints.access_log, methods=["GET"]),
+        Route("/v1/exchange", endpoints.exchange, methods=["POST"]),
         Route("/v1/templates", endpoints.templates, methods=["GET"]),
         Route("/preview", endpoints.preview, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from pipelines import paths
+from pipelines.exchange.errors import ExchangeRefused
+from pipelines.exchange.federated import prefill_across, verify_across
 from pipelines.serving.audit import entries_about
 from pipelines.serving.http.auth import who_presented
 from pipelines.serving.http.json_endpoint import (
@@ -106,13 +108,23 @@ class Endpoints:
         if not isinstance(body["subjects"], dict):
             raise RequestError(400, "invalid_request", "subjects is an object of role: key",
                                ["subjects"])
-        answer = prefill(svc.current_store(), svc.cat, template, consumer,
-                         str(body["purpose"]), body["case_id"], body["subjects"])
+        try:
+            answer, exchanges = prefill(svc.current_store(), svc.cat, template, consumer,
+                                        str(body["purpose"]), body["case_id"],
+                                        body["subjects"]), None
+        except RequestError as e:  # a subject another node holds is asked of it
+            if svc.remote is None or e.code != "unknown_subject":
+                raise
+            found = await prefill_across(svc.current_store(), svc.cat, template, consumer,
+                                         str(body["purpose"]), body["case_id"],
+                                         body["subjects"], svc.remote)
+            answer, exchanges = found.answer, found.exchanges
         payload = orjson.dumps(answer.body)
         await svc.audited.append(consumer=consumer, purpose=answer.body["purpose"],
                                  template=answer.body["template"], case_id=answer.body["case_id"],
                                  subjects=answer.subjects, released=answer.released,
-                                 withheld=answer.withheld, answer=payload)
+                                 withheld=answer.withheld, answer=payload,
+                                 **({"detail": {"exchanges": exchanges}} if exchanges else {}))
         return 200, payload, []
 
     async def verify(self, consumer: str, raw: bytes):
@@ -124,13 +136,18 @@ class Endpoints:
         if refused is not None:
             raise refused
         answer, check = verify_one(svc.current_store(), svc.cat, consumer, purpose, body)
+        exchanges = None
+        if svc.remote is not None and answer["status"] == "unknown_subject":
+            answer, exchanges = await verify_across(answer, body, consumer, purpose,
+                                                    body["case_id"], svc.remote)
         payload = orjson.dumps({"case_id": body["case_id"], **answer})
         released = [answer["check"]] if answer["status"] != "withheld" else []
         await svc.audited.append(consumer=consumer, purpose=body["purpose"],
                                  template=f"check:{answer['check']}", case_id=body["case_id"],
                                  subjects=check.subjects, released=released,
                                  withheld=[answer["check"]] if not released else [],
-                                 answer=payload)
+                                 answer=payload,
+                                 **({"detail": {"exchanges": exchanges}} if exchanges else {}))
         return 200, payload, []
 
     # -- POST /v1/batch -----------------------------------------------------------------------
@@ -236,6 +253,28 @@ class Endpoints:
                                  subjects=[f"{kind}:{key}"], released=["access_log"], withheld=[],
                                  answer=payload)
         return Response(payload, media_type="application/json")
+
+    # -- POST /v1/exchange: another node's request, through the national exchange ------------
+
+    async def exchange(self, request: Request) -> Response:
+        """Answered under this node's list, audited, signed (pipelines/exchange/answering.py).
+        A message that is not a stamped, signed, fresh request for this node is refused and
+        counted in the refusal log with the protocol's reason."""
+        svc = self.svc
+        if svc.answering is None:
+            return self._refuse(request, RequestError(
+                404, "not_on_exchange", "this node is not a member of the national exchange"),
+                None, False)
+        raw = await request.body()
+        try:
+            if len(raw) > svc.limits.max_body_bytes:
+                raise ExchangeRefused("malformed", "message too large")
+            answered = svc.answering.answer(raw, svc.current_store())
+        except ExchangeRefused as e:
+            return self._refuse(request, RequestError(403, f"exchange_{e.code}", e.message),
+                                "exchange", True)
+        await svc.audited.append(**answered.audit)
+        return Response(answered.wire, media_type="application/json")
 
     async def templates(self, _: Request) -> Response:
         """The life-event templates (roles and field labels: no data), for forms and the page."""

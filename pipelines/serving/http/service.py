@@ -22,6 +22,7 @@ from pipelines.serving.http.ratelimit import RateLimiter
 from pipelines.serving.http.refusals import REFUSALS_LOG, RefusalLog
 from pipelines.serving.store import CURRENT, Store
 from pipelines.serving.templates import templates
+from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Service:
         self.warming: tuple[str, Future] | None = None
         self.warming_failed = False
         self.store: Store | None = None
+        self.remote, self.answering = _exchange(serving_dir.parent, self.cat, self.templates)
 
     def current_store(self) -> Store:
         """The store `current.lmdb` points to. A new one is opened and warmed (its pages
@@ -93,6 +95,8 @@ class Service:
         self._close_readers()
 
     async def aclose(self) -> None:
+        if self.remote is not None:
+            await self.remote.aclose()
         await self.audited.aclose()
         self._close_readers()
 
@@ -121,6 +125,24 @@ class Service:
     def guard(self, consumer: str, case_id: str, items: list) -> list:
         """Each check, or the RequestError to answer it with when it would enumerate a value."""
         return [self.enumeration.refusal(consumer, case_id, item) or item for item in items]
+
+
+def _exchange(home: Path, cat, templates_):
+    """This node on the national exchange, when it has a directory (HUILIU_EXCHANGE_DIRECTORY):
+    how it asks other nodes and how it answers them. A node on the exchange without its signing
+    key cannot do either: it refuses to start."""
+    s = Settings()
+    if s.exchange_directory is None:
+        return None, None
+    from pipelines.exchange import keys
+    from pipelines.exchange.answering import Answering
+    from pipelines.exchange.relay import DirectoryFile
+    from pipelines.exchange.requesting import RemoteNodes
+
+    signer = keys.current(home)  # NoKey names the command that makes one
+    me = cat.node.code
+    return (RemoteNodes.from_settings(s, me),
+            Answering(me, signer, DirectoryFile(s.exchange_directory), templates_, cat))
 
 
 def _close_unused(warmed: Future) -> None:
