@@ -127,14 +127,17 @@ def audit_group() -> None:
 @home_opt
 @click.option("--anchor", type=click.Path(dir_okay=False),
               help="The anchor file to check against (default $HUILIU_AUDIT_ANCHOR).")
-def verify_cmd(home, anchor):
+@click.option("--log", "log_path", type=click.Path(dir_okay=False),
+              help="Another log than the hub's own (the national exchange's: "
+                   "<its home>/exchange/audit.jsonl).")
+def verify_cmd(home, anchor, log_path):
     """Check every entry's MAC, the chain, the head and the anchor; exit 1 naming each place
     the log was altered. Needs HUILIU_AUDIT_KEY (the key the log was started with)."""
     from pathlib import Path
 
     from pipelines.serving.audit import AUDIT_LOG, keyed_from, tampering
 
-    path = _serving_dir(home) / AUDIT_LOG
+    path = Path(log_path) if log_path else _serving_dir(home) / AUDIT_LOG
     problems = tampering(path, anchor=Path(anchor) if anchor else None)
     if not path.exists() and not problems:
         raise click.ClickException(f"no audit log at {path}")

@@ -29,7 +29,6 @@ from pipelines.serving.credentials import Credentials
 from pipelines.sim.process import SimulatorProcess, free_port
 
 DEFAULT_NODES = ("500000", "510000", "440300")
-DEPARTMENTS = ("JYJ", "MZJ", "GAJ", "WJW", "SJJ")  # the demo's consumers on every node
 
 
 @dataclass
@@ -177,7 +176,7 @@ def prepare(root: Path, nodes: tuple[str, ...] = DEFAULT_NODES, *, scale: int = 
     for n in members.values():
         keys.generate(n.home, n.code, suite)
         directory.add(member_entry(load_catalog(node=n.code), n.home, n.url))
-        for dept in DEPARTMENTS:
+        for dept in sorted(c.code for c in load_catalog(node=n.code).consumers):
             n.credentials[dept] = Credentials(n.home / "serving" / "credentials.sqlite"
                                               ).issue(dept)
     stamp = keys.generate(exchange_home, EXCHANGE, suite)
