@@ -10,12 +10,15 @@ exchange stalled costs the remote fields only, within the deadline, and recovers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import http.server
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 
@@ -280,6 +283,28 @@ def test_a_thousand_random_cross_node_requests_leave_no_trace_in_the_requesters_
     assert out.returncode == 0 and "intact" in out.stdout, out.stdout + out.stderr
 
 
+@contextlib.contextmanager
+def _garbage_server(port: int):
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<html>not an answer</html>")
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Garbage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _timed(fn):
     t0 = time.monotonic()
     r = fn()
@@ -302,14 +327,17 @@ def test_a_node_down_or_the_exchange_stalled_costs_only_the_remote_fields_within
     sichuan.proc.send_signal(signal.SIGKILL)
     sichuan.proc.wait(10)
     reasons = []
-    for i in range(4):
+    with _garbage_server(sichuan.port):  # something else answers on the node's port
+        r = marry(b_sichuan, "GARBAGE-1")
+    reasons.append(r.json()["roles"]["party_b"]["reason"])
+    for i in range(3):
         r, took = _timed(lambda i=i: marry(b_sichuan, f"DOWN-{i}"))
         assert r.status_code == 200 and took < DEADLINE_S + SLACK_S, (r.text, took)
         roles = r.json()["roles"]
         assert roles["party_a"]["status"] == "found"  # the local party is answered
         assert roles["party_b"]["status"] == "unavailable" and roles["party_b"]["node"] == "510000"
         reasons.append(roles["party_b"]["reason"])
-    assert reasons[:3] == ["REMOTE_NODE_UNAVAILABLE"] * 3
+    assert reasons[:3] == ["REMOTE_INVALID_ANSWER"] + ["REMOTE_NODE_UNAVAILABLE"] * 2
     assert reasons[3] == "REMOTE_CIRCUIT_OPEN"  # three failures in a row: not asked again
 
     os.kill(exchange_pid, signal.SIGSTOP)
