@@ -99,6 +99,31 @@ def test_a_shenzhen_resident_marrying_in_chongqing_is_answered_by_shenzhen_under
     assert b["hukou_address"].encode() not in r.content
 
 
+def test_the_officers_preview_page_shows_which_node_answered_each_field(fed, truth, browser):
+    a = residents(truth, "50", "marital_status = '10' AND sex = '1' AND birth_date < '20000101'")[0]
+    b = residents(truth, "4403", "marital_status = '10' AND sex = '2' "
+                  "AND birth_date < '20000101'")[0]
+    n = fed.nodes["500000"]
+    page = browser.new_page()
+    page.goto(f"{n.url}/preview")
+    page.fill("#credential", n.credentials["MZJ"])
+    page.select_option("#template", "MARRIAGE_REG")
+    page.fill("#subject-party_a", a["gmsfhm"])
+    page.fill("#subject-party_b", b["gmsfhm"])
+    page.click("#go")
+    remote_name = page.locator('tr[data-field="party_b.name"]')
+    remote_name.wait_for()
+    assert remote_name.locator("td.value").inner_text() == b["xm"]
+    assert "440300 节点 / node" in remote_name.inner_text()
+    assert page.locator('[data-node="440300"]').count() == 1  # the role's heading
+    local_name = page.locator('tr[data-field="party_a.name"]')
+    assert local_name.locator("td.value").inner_text() == a["xm"]
+    assert "节点 / node" not in local_name.inner_text()
+    address = page.locator('tr[data-field="party_b.hukou_address"]')
+    assert address.get_attribute("data-status") == "withheld"
+    page.close()
+
+
 def test_each_answering_node_follows_its_own_entitlement_matrix(fed, truth):
     """Every department × life event the exchange's national layer lets cross, asked of each
     other node: each field is released exactly when the ANSWERING node's list (its YAML, read
