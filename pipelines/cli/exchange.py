@@ -90,3 +90,44 @@ def pairs_cmd(exchange_log, nodes):
     click.echo(f"{paired} exchanges paired across {len(logs) + 1} logs; "
                f"{len(problems)} problems")
     raise SystemExit(1 if problems else 0)
+
+
+@exchange_group.command("crosscheck")
+@home_opt
+@click.option("--publish/--no-publish", default=True, show_default=True,
+              help="Publish a new snapshot afterwards, so the conflicts show at once.")
+def crosscheck_cmd(home, publish):
+    """Reconciliation across regions: ask the other node about every person whose hukou move
+    crosses between it and this node; record contradictions (registered in two nodes, dead in
+    one and alive in the other) with both nodes' provenance, and raise an objection where this
+    node's provider must act."""
+    from pipelines.catalog.model import catalog
+    from pipelines.cli.common import read_published
+    from pipelines.exchange import crosscheck
+    from pipelines.exchange.requesting import RemoteNodes
+    from pipelines.warehouse.publish import publish as publish_snapshot
+    from pipelines.warehouse.writer import writer
+
+    s = settings_for(home)
+    cat = catalog()
+    remote = RemoteNodes.from_settings(s, cat.node.code)
+    if remote is None:
+        raise click.ClickException("HUILIU_EXCHANGE_DIRECTORY is not set: this node is not on "
+                                   "the national exchange")
+    today = s.business_date()
+    with read_published(s) as con:
+        people = crosscheck.movers(con, cat.node.code, list(remote.directory.get().members))
+    answers = crosscheck.ask(remote, people, today)
+    with writer(s.warehouse_path) as con:
+        out = crosscheck.record(con, cat, answers, today)
+    click.echo(f"{out.asked} persons moved between this node and another: {out.answered} "
+               "answered" + "".join(f", {n} {r}" for r, n in sorted(out.unavailable.items())))
+    kinds: dict[str, int] = {}
+    for c in out.conflicts:
+        kinds[c["kind"]] = kinds.get(c["kind"], 0) + 1
+    raised = sum(1 for c in out.conflicts if c["objection_id"])
+    click.echo("contradictions: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                                      or "none") + f"; objections to this node's PS: {raised}"
+               " (the rest are the other node's to act on: ops.cross_node_conflicts)")
+    if publish:
+        click.echo(f"published {publish_snapshot(s)}")

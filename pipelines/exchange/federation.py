@@ -135,7 +135,7 @@ def _write_env(path: Path, env: dict[str, str]) -> None:
 
 def prepare(root: Path, nodes: tuple[str, ...] = DEFAULT_NODES, *, scale: int = 3000,
             seed: int = 42, suite: str = "ed25519-sha256", extra_env: dict | None = None,
-            say=lambda _msg: None) -> Federation:
+            sim_args: tuple[str, ...] = (), say=lambda _msg: None) -> Federation:
     """Homes, simulators, each node's backflow (in parallel), keys, credentials and the
     directory; nothing serving yet (`start`)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -151,7 +151,7 @@ def prepare(root: Path, nodes: tuple[str, ...] = DEFAULT_NODES, *, scale: int = 
     for code in nodes:
         home = root / code
         home.mkdir(exist_ok=True)
-        sim = SimulatorProcess(home, scale=scale, seed=seed, extra=["--node", code])
+        sim = SimulatorProcess(home, scale=scale, seed=seed, extra=["--node", code, *sim_args])
         env = {**base, "HUILIU_HOME": str(home), "HUILIU_NODE": code,
                "HUILIU_API_CLIENT_ID": f"node-{code}", "HUILIU_API_URL": sim.url,
                "HUILIU_DROP_ROOT": str(home / "drops"), "HUILIU_AUDIT_KEY": _secret(),

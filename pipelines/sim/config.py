@@ -41,6 +41,7 @@ DEFAULT_DEFECTS: dict[str, float] = {
     "overshare_batch": 0.02,    # ZP (photo) column in a PS_POP_BASIC batch
     "undeclared_field": 0.002,  # LXDH in an API record / a drop column (per batch for drops)
     "schema_drift_batch": 0.01,
+    "move_not_cancelled": 0.0,  # movers between nodes still registered at the origin (全国通办)
 }
 NO_DEFECTS = {k: 0.0 for k in DEFAULT_DEFECTS}
 

@@ -7,6 +7,8 @@ lies in its jurisdiction.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from pipelines.catalog.model import catalog
@@ -40,6 +42,18 @@ def money(cents: int | None) -> str | None:
 
 # --- PS_POP_BASIC -------------------------------------------------------------------------------
 
+def origin_keeps(w: World, pid: int) -> bool:
+    """Defect `move_not_cancelled`: the person moved to another node and the origin's police
+    never cancelled the registration (registered in two places; a death after the move never
+    reaches the origin). Drawn from (seed, person) alone, so every node's simulator of the
+    world agrees on who it is."""
+    rate = w.cfg.defects.get("move_not_cancelled", 0.0)
+    if not rate or pid not in w.moved:
+        return False
+    h = hashlib.blake2b(f"{w.cfg.seed}:move_not_cancelled:{pid}".encode(), digest_size=8)
+    return int.from_bytes(h.digest()) / 2.0**64 < rate
+
+
 def ps_pop_row(w: World, pid: int, in_node: np.ndarray, asof: int) -> list | None:
     """The node's view of a person: current record if the hukou is in the node, the 迁出 record
     (status 2, last address in the node) if the person moved away, else None."""
@@ -49,6 +63,7 @@ def ps_pop_row(w: World, pid: int, in_node: np.ndarray, asof: int) -> list | Non
     county = int(c["county"][pid])
     addr = int(c["addr"][pid])
     status = "0"
+    kept = False
     if not in_node[county]:
         hist = w.moved.get(pid)
         last = None
@@ -58,14 +73,20 @@ def ps_pop_row(w: World, pid: int, in_node: np.ndarray, asof: int) -> list | Non
         if last is None:
             return None
         county, addr = last
-        status = "2"
+        kept = origin_keeps(w, pid) and not any(in_node[new] for new in _later_counties(w, pid))
+        status = "0" if kept else "2"
     cancel = int(c["cancel"][pid])
     swrq = None
-    if status == "0" and 0 <= cancel <= asof:
+    if status == "0" and not kept and 0 <= cancel <= asof:
         status, swrq = "1", day_str(int(c["death"][pid]))
     return [w.id_of(pid), w.name(pid), str(int(c["sex"][pid])), f"{int(c['eth'][pid]):02d}",
             day_str(int(c["birth"][pid])), w.county_code(county), w.address(county, addr),
             str(int(c["ps_marital"][pid])), status, swrq]
+
+
+def _later_counties(w: World, pid: int) -> list[int]:
+    """Counties the person lived in after the first move (and now)."""
+    return [int(w.cols["county"][pid])] + [old for old, _a, _d in w.moved.get(pid, ())[1:]]
 
 
 def ps_pop_rows(w: World, in_node: np.ndarray, asof: int) -> tuple[list[int], list[list]]:

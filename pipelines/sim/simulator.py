@@ -82,6 +82,8 @@ class Simulator:
         row = R.ps_pop_row(self.world, pid, self.in_node, self._today)
         if row is None:
             return
+        if row[8] == "0" and not self.in_node[self.world.cols["county"][pid]]:
+            return  # moved away, never cancelled here (move_not_cancelled): the origin hears no more
         if row[8] == "2" and not (move and self.in_node[self.world.moved[pid][-1][0]]):
             return  # only the 迁出 update itself: later changes happen in another jurisdiction
         if pid >= len(self.ps_known):

@@ -11,6 +11,7 @@ import numpy as np
 
 from pipelines.sim.config import day_str
 from pipelines.sim.defects import EXPECTED
+from pipelines.sim.records import origin_keeps
 
 
 @dataclass
@@ -162,6 +163,11 @@ def _write_world(out: Path, sim) -> None:
         "death_date": lambda: [day_str(d) if d >= 0 else None for d in death.tolist()],
         "hukou_cancel_date": lambda: [day_str(d) if d >= 0 else None for d in cancel.tolist()],
         "registered": lambda: c["registered"][:n].copy(),
+        # moved to another node, still registered at the origin (defect move_not_cancelled)
+        "origin_not_cancelled": lambda: [origin_keeps(w, i) for i in range(n)],
+        "moves": lambda: [len(w.moved.get(i, ())) for i in range(n)],
+        "first_origin_division": lambda: [w.county_code(w.moved[i][0][0]) if i in w.moved
+                                          else None for i in range(n)],
     }
     persons = {}
     for name, make in cols.items():

@@ -10,6 +10,7 @@ exchange stalled costs the remote fields only, within the deadline, and recovers
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import http.server
@@ -44,8 +45,11 @@ SLACK_S = 2.0  # scheduling on a loaded 2-core machine; a hang would take far lo
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory):
+    # half the movers between nodes stay registered at their origin (the simulator's defect
+    # move_not_cancelled): what the reconciliation across regions must find
     f = prepare(tmp_path_factory.mktemp("federation"), scale=3000, seed=42,
-                extra_env={"HUILIU_EXCHANGE_BREAKER_PAUSE_SECONDS": "1"})
+                extra_env={"HUILIU_EXCHANGE_BREAKER_PAUSE_SECONDS": "1"},
+                sim_args=("--defects", '{"move_not_cancelled": 0.5}'))
     start(f)
     yield f
     f.stop()
@@ -290,7 +294,9 @@ def test_a_thousand_random_cross_node_requests_leave_no_trace_in_the_requesters_
                 return job, r
             return await asyncio.gather(*(one(j) for j in jobs))
 
-    results = asyncio.run(run_all())
+    # in a thread of its own: the browser tests leave Playwright's event loop on this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, run_all()).result()
     for (requester, answerer, *_), r in results:
         assert r.status_code == 200, r.text
         role = next(x for x in r.json()["roles"].values() if x["status"] != "not_applicable")
@@ -328,6 +334,49 @@ def _garbage_server(port: int):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _member_of(division: str | None) -> str | None:
+    for code, prefix in (("500000", "50"), ("510000", "51"), ("440300", "4403")):
+        if division and division.startswith(prefix):
+            return code
+    return None
+
+
+def test_movers_registered_in_two_nodes_become_conflicts_with_both_provenances_and_objections(
+        fed, truth):
+    """The simulator's truth: who moved once between two member nodes and is still registered
+    at the origin. Each node's crosscheck must find exactly those of its movers, and raise the
+    objection on its own provider exactly where it is the origin (its police must cancel)."""
+    today = fed.nodes["500000"].env["HUILIU_TODAY"].replace("-", "")
+    rows = truth.execute("""SELECT gmsfhm, first_origin_division, hukou_division,
+        status = 'dead' AND hukou_cancel_date IS NOT NULL AND hukou_cancel_date <= ? AS dead
+        FROM truth WHERE origin_not_cancelled AND moves = 1 AND registered""", [today]).fetchall()
+    expected: dict[str, dict[str, tuple]] = {code: {} for code in fed.nodes}
+    for cid, origin, now, dead in rows:
+        a, b = _member_of(origin), _member_of(now)
+        if a and b and a != b:
+            kind = "dead_in_one_alive_in_other" if dead else "registered_in_two_nodes"
+            expected[a][cid] = (kind, b, a)
+            expected[b][cid] = (kind, a, a)
+    assert sum(map(len, expected.values())) >= 2, "the world has too few movers to test"
+    for code, n in fed.nodes.items():
+        out = _huiliu(n.env, "exchange", "crosscheck", "--home", str(n.home))
+        assert out.returncode == 0, out.stdout + out.stderr
+        with duckdb.connect(str(n.home / "published" / "current.duckdb"), read_only=True) as con:
+            found = con.execute("""SELECT citizen_id, kind, other_node, origin_node, must_act,
+                objection_id, local_batch, other_batch, other_resource FROM
+                ops.cross_node_conflicts""").fetchall()
+            assert {r[0]: r[1:4] for r in found} == expected[code], (code, found)
+            for cid, _kind, other, origin, must_act, objection, lb, ob, ores in found:
+                assert must_act == f"{origin}:PS" and lb and ob and ores == "PS_POP_BASIC"
+                if origin == code:  # its own police must act: an objection on the record
+                    reason = con.execute("SELECT reason FROM ops.objections WHERE "
+                                         "objection_id = ? AND record_key = ?",
+                                         [objection, cid]).fetchall()
+                    assert reason and other in reason[0][0] and ob in reason[0][0]
+                else:
+                    assert objection is None
 
 
 def _timed(fn):

@@ -68,3 +68,14 @@ def test_the_national_layer_lets_through_only_its_departments_and_purposes():
         with pytest.raises(ExchangeRefused) as e:
             check_national(service, dept, purpose)
         assert e.value.code == "not_entitled"
+
+
+def test_what_two_nodes_saying_different_things_about_one_person_is_called():
+    from pipelines.exchange.crosscheck import classify
+
+    assert classify("alive", "alive") == "registered_in_two_nodes"
+    assert classify("deceased", "alive") == classify("alive", "deceased") == \
+        "dead_in_one_alive_in_other"
+    for agreeing in (("alive", "moved_out"), ("moved_out", "alive"), ("deceased", "deceased"),
+                     ("deceased", "moved_out"), (None, "alive")):
+        assert classify(*agreeing) is None
