@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     today: dt.date | None = None
     """The hub's business date. Unset: today in Asia/Shanghai. Set it only to replay the past or
     to follow the simulator, whose days pass in seconds (the demo does)."""
+
+    @field_validator("drop_root", "exchange_directory", "today", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v):
+        # `.env.example` lists every variable, optional ones blank: blank means unset, not "."
+        return None if isinstance(v, str) and not v.strip() else v
 
     def business_date(self) -> dt.date:
         return self.today or business_today()

@@ -32,6 +32,7 @@ def serve_cmd(home, host, port, workers):
 
     d = _serving_dir(home)
     _audit_ready(d)
+    _exchange_ready(home)
     if not (d / CURRENT).exists():
         _build(home)
     if home:
@@ -45,6 +46,23 @@ def serve_cmd(home, host, port, workers):
                 workers=workers, log_level="warning", access_log=False,
                 http=paths.SERVICE_HTTP_PROTOCOL,
                 timeout_keep_alive=limits.keep_alive_seconds)
+
+
+def _exchange_ready(home) -> None:
+    """A node on the national exchange needs the directory and its own signing key: refused in
+    one line, naming what to do, before the service starts."""
+    from pipelines.exchange import keys
+
+    s = settings_for(home)
+    if s.exchange_directory is None:
+        return
+    if not s.exchange_directory.is_file():
+        raise click.ClickException(f"HUILIU_EXCHANGE_DIRECTORY names {s.exchange_directory}, "
+                                   "which does not exist: copy the exchange's directory there")
+    try:
+        keys.current(s.home)
+    except keys.NoKey as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _build(home):

@@ -79,3 +79,12 @@ def test_what_two_nodes_saying_different_things_about_one_person_is_called():
     for agreeing in (("alive", "moved_out"), ("moved_out", "alive"), ("deceased", "deceased"),
                      ("deceased", "moved_out"), (None, "alive")):
         assert classify(*agreeing) is None
+
+
+def test_blank_optional_settings_copied_from_the_example_mean_unset(monkeypatch):
+    from pipelines.settings import Settings
+
+    for name in ("HUILIU_EXCHANGE_DIRECTORY", "HUILIU_DROP_ROOT", "HUILIU_TODAY"):
+        monkeypatch.setenv(name, "")
+    s = Settings()
+    assert s.exchange_directory is None and s.drop_root is None and s.today is None

@@ -273,6 +273,10 @@ class Endpoints:
         except ExchangeRefused as e:
             return self._refuse(request, RequestError(403, f"exchange_{e.code}", e.message),
                                 "exchange", True)
+        except OSError:  # the directory is being replaced, or gone: the exchange may retry
+            return self._refuse(request, RequestError(
+                503, "exchange_directory_unavailable", "this node cannot read the exchange's "
+                "directory just now"), "exchange", True)
         await svc.audited.append(**answered.audit)
         return Response(answered.wire, media_type="application/json")
 
