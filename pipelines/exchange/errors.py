@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 CODES = ("malformed", "unknown_node", "unknown_key", "revoked_key", "bad_signature",
          "no_stamp", "bad_stamp", "expired", "replayed", "wrong_receiver", "unsupported_suite",
          "busy", "not_entitled")
@@ -14,3 +16,12 @@ class ExchangeRefused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
+
+
+def error_code(body: bytes) -> str:
+    """The `error` of a JSON refusal ({"error", "detail"}); "" for anything else."""
+    try:
+        d = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    return str(d.get("error", "")) if isinstance(d, dict) else ""

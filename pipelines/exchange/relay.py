@@ -29,7 +29,7 @@ from starlette.routing import Route
 from pipelines.exchange import keys
 from pipelines.exchange.directory import EXCHANGE, Directory
 from pipelines.exchange.envelope import Envelope, countersign
-from pipelines.exchange.errors import ExchangeRefused
+from pipelines.exchange.errors import ExchangeRefused, error_code
 from pipelines.exchange.messages import parse_request
 from pipelines.exchange.national import check_national
 from pipelines.exchange.replay import ReplayGuard
@@ -117,7 +117,7 @@ class Relay:
         except httpx.HTTPError:
             return "remote_node_unavailable", None
         if r.status_code != 200:
-            code = _error_code(r.content)
+            code = error_code(r.content)
             return (f"remote_refused:{code}" if code else "remote_invalid_answer"), None
         try:
             answer = Envelope.from_wire(r.content)
@@ -150,14 +150,6 @@ class Relay:
     async def aclose(self) -> None:
         await self.client.aclose()
         self.audit.close()
-
-
-def _error_code(body: bytes) -> str:
-    try:
-        d = orjson.loads(body)
-        return str(d.get("error", "")) if isinstance(d, dict) else ""
-    except orjson.JSONDecodeError:
-        return ""
 
 
 async def healthz(_: Request) -> Response:

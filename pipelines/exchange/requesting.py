@@ -23,7 +23,7 @@ from pipelines.exchange.breaker import Breaker
 from pipelines.exchange.case_memory import CaseMemory
 from pipelines.exchange.directory import EXCHANGE, Directory, division_prefix
 from pipelines.exchange.envelope import Envelope, open_envelope, seal
-from pipelines.exchange.errors import ExchangeRefused
+from pipelines.exchange.errors import ExchangeRefused, error_code
 from pipelines.exchange.messages import RemoteRequest
 from pipelines.exchange.relay import DirectoryFile
 from pipelines.exchange.replay import ReplayGuard
@@ -135,7 +135,7 @@ class RemoteNodes:
         except httpx.HTTPError:
             return self._failed(out, "EXCHANGE_UNAVAILABLE")
         if r.status_code != 200:
-            code = _error(r.content)
+            code = error_code(r.content)
             return self._failed(out, _EXCHANGE_ERRORS.get(code, "REMOTE_REFUSED"), code)
         try:
             answer = Envelope.from_wire(r.content)
@@ -167,11 +167,3 @@ class RemoteNodes:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-def _error(body: bytes) -> str:
-    try:
-        d = orjson.loads(body)
-        return str(d.get("error", "")) if isinstance(d, dict) else ""
-    except orjson.JSONDecodeError:
-        return ""

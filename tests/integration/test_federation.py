@@ -128,6 +128,19 @@ def test_the_officers_preview_page_shows_which_node_answered_each_field(fed, tru
     page.close()
 
 
+def test_a_yes_no_check_about_a_person_of_another_node_is_answered_by_that_node(fed, truth):
+    alive = residents(truth, "51", "birth_date < '20000101'")[0]["gmsfhm"]
+    n = fed.nodes["500000"]
+    r = httpx.post(f"{n.url}/v1/verify", timeout=30,
+                   headers={"Authorization": f"Bearer {n.credentials['MZJ']}"},
+                   json={"case_id": "CHECK-1", "purpose": "AFTER_DEATH", "check": "alive",
+                         "subject": alive})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "answered" and body["answer"] is True and body["node"] == "510000"
+    assert body["source"]["node"] == "510000"
+
+
 def test_each_answering_node_follows_its_own_entitlement_matrix(fed, truth):
     """Every department × life event the exchange's national layer lets cross, asked of each
     other node: each field is released exactly when the ANSWERING node's list (its YAML, read
