@@ -135,9 +135,11 @@ def _write_env(path: Path, env: dict[str, str]) -> None:
 
 def prepare(root: Path, nodes: tuple[str, ...] = DEFAULT_NODES, *, scale: int = 3000,
             seed: int = 42, suite: str = "ed25519-sha256", extra_env: dict | None = None,
-            sim_args: tuple[str, ...] = (), say=lambda _msg: None) -> Federation:
+            sim_args: tuple[str, ...] = (), suites: dict[str, str] | None = None,
+            say=lambda _msg: None) -> Federation:
     """Homes, simulators, each node's backflow (in parallel), keys, credentials and the
-    directory; nothing serving yet (`start`)."""
+    directory; nothing serving yet (`start`). Every node signs with `suite` unless `suites`
+    names another for it (a member's suite is its own choice: the directory says which)."""
     root.mkdir(parents=True, exist_ok=True)
     exchange_home = root / "exchange"
     exchange_home.mkdir(exist_ok=True)
@@ -174,7 +176,7 @@ def prepare(root: Path, nodes: tuple[str, ...] = DEFAULT_NODES, *, scale: int = 
         raise RuntimeError(f"backflow failed on {failed}; see backflow.log under each home")
     directory = Directory()
     for n in members.values():
-        keys.generate(n.home, n.code, suite)
+        keys.generate(n.home, n.code, (suites or {}).get(n.code, suite))
         directory.add(member_entry(load_catalog(node=n.code), n.home, n.url))
         for dept in sorted(c.code for c in load_catalog(node=n.code).consumers):
             n.credentials[dept] = Credentials(n.home / "serving" / "credentials.sqlite"

@@ -30,6 +30,7 @@ import pytest
 
 from .federation_helpers import iso, prefill, residents, truth_persons
 from pipelines.exchange import keys
+from pipelines.exchange.directory import Directory
 from pipelines.exchange.envelope import Envelope, seal
 from pipelines.exchange.federation import prepare, start
 from pipelines.exchange.messages import RemoteRequest
@@ -49,7 +50,8 @@ def fed(tmp_path_factory):
     # move_not_cancelled): what the reconciliation across regions must find
     f = prepare(tmp_path_factory.mktemp("federation"), scale=3000, seed=42,
                 extra_env={"HUILIU_EXCHANGE_BREAKER_PAUSE_SECONDS": "1"},
-                sim_args=("--defects", '{"move_not_cancelled": 0.5}'))
+                sim_args=("--defects", '{"move_not_cancelled": 0.5}'),
+                suites={"440300": "sm2-sm3"})  # 深圳 signs with the 国密 suite
     start(f)
     yield f
     f.stop()
@@ -93,6 +95,8 @@ def test_a_shenzhen_resident_marrying_in_chongqing_is_answered_by_shenzhen_under
     local, remote = roles["party_a"], roles["party_b"]
     assert "node" not in local and _fields(local)["name"]["value"] == a["xm"]
     assert remote["node"] == "440300"
+    # its answer was signed with SM2/SM3 and checked by the exchange and by 重庆
+    assert {k.suite for k in Directory.read(fed.directory).member("440300").keys} == {"sm2-sm3"}
     rf = _fields(remote)
     assert rf["name"]["value"] == b["xm"] and rf["marital_status"]["value"] == "10"
     assert rf["status"]["value"] == "alive"
