@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install lock clean bench bench-prefill system-packages debian-packages
+.PHONY: demo test install lock clean bench bench-prefill bench-exchange system-packages \
+        debian-packages
 
 # Debian packages: chromium for the suite (the preview page's browser test), wrk for the prefill
-# benchmark's load. Installed when missing; that needs root (CI and the dev machines are).
+# and exchange benchmarks' load. Installed when missing; that needs root (CI and the dev machines
+# are).
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
 $(STAMP): requirements.lock pyproject.toml
@@ -44,6 +46,11 @@ bench: $(STAMP)
 bench-prefill: $(STAMP)
 	@$(MAKE) --no-print-directory debian-packages PACKAGES=wrk
 	$(BIN)/python -m benchmarks.bench_prefill --scale 1000000
+
+# 全国通办: three nodes and the exchange on this machine, local vs cross-node prefill, both suites
+bench-exchange: $(STAMP)
+	@$(MAKE) --no-print-directory debian-packages PACKAGES=wrk
+	$(BIN)/python -m benchmarks.bench_exchange_prefill --scale 100000
 
 # Regenerate the lock after changing pyproject.toml dependencies (exact versions of everything).
 lock:
