@@ -33,23 +33,27 @@ def _unknown_role(e: RequestError) -> str | None:
 
 
 async def prefill_across(store: Store, cat: Catalog, template: Template, consumer: str,
-                         purpose: str, case_id: str, subjects: dict, remote: RemoteNodes | None
-                         ) -> Federated:
+                         purpose: str, case_id: str, subjects: dict, remote: RemoteNodes | None,
+                         unknown: RequestError | None = None) -> Federated:
     """The local prefill, with the subjects this node does not know asked of the node that
-    holds them."""
+    holds them; `unknown` is the local prefill's refusal of the first such subject, when the
+    caller has already tried it."""
     elsewhere: dict[str, str] = {}  # role -> node
     service = f"prefill/{template.code}"
+    refusal = unknown
     while True:
+        if refusal is not None:
+            role = _unknown_role(refusal)
+            node = remote.route(subjects[role], service) if remote and role else None
+            if node is None:
+                raise refusal
+            elsewhere[role] = node
         try:
             answer = prefill(store, cat, template, consumer, purpose, case_id, subjects,
                              frozenset(elsewhere))
             break
         except RequestError as e:
-            role = _unknown_role(e)
-            node = remote.route(subjects[role], service) if remote and role else None
-            if node is None:
-                raise
-            elsewhere[role] = node
+            refusal = e
     if not elsewhere:
         return Federated(answer, [])
     by_node: dict[str, dict[str, str]] = {}

@@ -19,7 +19,6 @@ import logging
 import os
 from pathlib import Path
 
-import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +33,7 @@ from pipelines.exchange.messages import parse_request
 from pipelines.exchange.national import check_national
 from pipelines.exchange.replay import ReplayGuard
 from pipelines.exchange.subjects import audit_subjects
+from pipelines.exchange.transport import TooSlow, Transport, Unreachable
 from pipelines.serving.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ class Relay:
         self.replay = ReplayGuard()
         self.audit = AuditLog(home / "exchange" / "audit.jsonl")
         self.deadline_s = deadline_s
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(deadline_s),
-                                        limits=httpx.Limits(max_keepalive_connections=64))
+        self.transport = Transport(deadline_s)
 
     async def relay(self, request: Request) -> Response:
         raw = await request.body()
@@ -110,17 +109,16 @@ class Relay:
     async def _forward(self, url: str, stamped: Envelope, h: dict, directory: Directory
                        ) -> tuple[str, Envelope | None]:
         try:
-            r = await self.client.post(url, content=stamped.to_wire(),
-                                       headers={"content-type": "application/json"})
-        except httpx.TimeoutException:
+            status, content = await self.transport.post(url, stamped.to_wire())
+        except TooSlow:
             return "remote_timeout", None
-        except httpx.HTTPError:
+        except Unreachable:
             return "remote_node_unavailable", None
-        if r.status_code != 200:
-            code = error_code(r.content)
+        if status != 200:
+            code = error_code(content)
             return (f"remote_refused:{code}" if code else "remote_invalid_answer"), None
         try:
-            answer = Envelope.from_wire(r.content)
+            answer = Envelope.from_wire(content)
             a = answer.header
             if (a["kind"], a["request_id"], a["sender"], a["receiver"]) != (
                     "answer", h["request_id"], h["receiver"], h["sender"]):
@@ -148,7 +146,7 @@ class Relay:
         return Response(self.directory.get().dumps(), media_type="application/json")
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
         self.audit.close()
 
 

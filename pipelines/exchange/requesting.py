@@ -8,13 +8,11 @@ waits longer than the deadline, and nothing raises for a failure of another node
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import orjson
 
 from pipelines.catalog.identifiers import normalize_citizen_id
@@ -27,6 +25,7 @@ from pipelines.exchange.errors import ExchangeRefused, error_code
 from pipelines.exchange.messages import RemoteRequest
 from pipelines.exchange.relay import DirectoryFile
 from pipelines.exchange.replay import ReplayGuard
+from pipelines.exchange.transport import TooSlow, Transport, Unreachable
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,8 +66,7 @@ class RemoteNodes:
         self.breaker = breaker
         self.cases = CaseMemory(case_ttl_s)
         self._signer = None
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(deadline_s),
-                                        limits=httpx.Limits(max_keepalive_connections=64))
+        self.transport = Transport(deadline_s)
 
     @classmethod
     def from_settings(cls, s: Settings, me: str) -> RemoteNodes | None:
@@ -127,18 +125,17 @@ class RemoteNodes:
             return out
         out.request_digest = env.header["body_digest"]
         try:
-            r = await asyncio.wait_for(self.client.post(
-                f"{self.exchange_url}/v1/relay", content=env.to_wire(),
-                headers={"content-type": "application/json"}), self.deadline_s)
-        except (TimeoutError, httpx.TimeoutException):
+            status, content = await self.transport.post(f"{self.exchange_url}/v1/relay",
+                                                        env.to_wire())
+        except TooSlow:
             return self._failed(out, "REMOTE_TIMEOUT")
-        except httpx.HTTPError:
+        except Unreachable:
             return self._failed(out, "EXCHANGE_UNAVAILABLE")
-        if r.status_code != 200:
-            code = error_code(r.content)
+        if status != 200:
+            code = error_code(content)
             return self._failed(out, _EXCHANGE_ERRORS.get(code, "REMOTE_REFUSED"), code)
         try:
-            answer = Envelope.from_wire(r.content)
+            answer = Envelope.from_wire(content)
             h = open_envelope(answer, self._dir(), self.me, self.replay)
             if (h["kind"], h["request_id"], h["sender"]) != ("answer", request_id, node):
                 raise ExchangeRefused("malformed", "the answer is not to this request")
@@ -166,4 +163,4 @@ class RemoteNodes:
         return out
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()

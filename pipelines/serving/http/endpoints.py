@@ -117,7 +117,7 @@ class Endpoints:
                 raise
             found = await prefill_across(svc.current_store(), svc.cat, template, consumer,
                                          str(body["purpose"]), body["case_id"],
-                                         body["subjects"], svc.remote)
+                                         body["subjects"], svc.remote, e)
             answer, exchanges = found.answer, found.exchanges
         payload = orjson.dumps(answer.body)
         await svc.audited.append(consumer=consumer, purpose=answer.body["purpose"],
