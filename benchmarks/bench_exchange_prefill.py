@@ -360,10 +360,12 @@ def check_sample(url: str, key: str, people: list[dict], case: str,
 
 
 def client_cost(n: int = 4000) -> dict:
-    """CPU a POST costs the caller with httpx.AsyncClient, as the requester and the exchange each
-    make one a cross-node request (the same limits as theirs, on uvloop as under uvicorn),
-    against a bare ASGI constant (benchmarks/ceiling_app.py) under uvicorn, at 1 and --clients
-    concurrent requests: the HTTP client's share of the hop, measured with nothing else running."""
+    """CPU a POST costs the caller with the exchange's Transport (aiohttp), as the requester and
+    the exchange each make one a cross-node request, beside httpx.AsyncClient (what they used
+    before: the baseline), on uvloop as under uvicorn, against a bare ASGI constant
+    (benchmarks/ceiling_app.py) under uvicorn, at 1 and 16 concurrent requests: the HTTP
+    client's share of the hop, measured with nothing else running."""
+    from pipelines.exchange.transport import Transport
     import asyncio
     import sys
 
@@ -374,20 +376,27 @@ def client_cost(n: int = 4000) -> dict:
                             "warning", "--no-access-log", "benchmarks.ceiling_app:raw_app"])
     body = b"x" * 1000  # about a request envelope's size
 
-    async def run(concurrent: int) -> dict:
+    async def run(concurrent: int, kind: str) -> dict:
+        transport = Transport(10.0)
         async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=64)) as c:
             async def worker(count: int) -> None:
                 for _ in range(count):
-                    r = await c.post(f"http://127.0.0.1:{port}/", content=body,
-                                     headers={"content-type": "application/json"})
-                    assert r.status_code == 200
+                    if kind == "httpx":
+                        r = await c.post(f"http://127.0.0.1:{port}/", content=body,
+                                         headers={"content-type": "application/json"})
+                        assert r.status_code == 200
+                    else:
+                        status, _ = await transport.post(f"http://127.0.0.1:{port}/", body)
+                        assert status == 200
 
             await asyncio.gather(*(worker(200 // concurrent + 1) for _ in range(concurrent)))
             t, w = time.process_time(), time.perf_counter()
             await asyncio.gather(*(worker(n // concurrent) for _ in range(concurrent)))
             done = n // concurrent * concurrent
-            return {"requests": done, "cpu_ms": 1000 * (time.process_time() - t) / done,
-                    "rps": done / (time.perf_counter() - w)}
+            result = {"requests": done, "cpu_ms": 1000 * (time.process_time() - t) / done,
+                      "rps": done / (time.perf_counter() - w)}
+        await transport.aclose()
+        return result
 
     try:
         for _ in range(100):
@@ -397,9 +406,10 @@ def client_cost(n: int = 4000) -> dict:
             except httpx.TransportError:
                 time.sleep(0.1)
         out = {}
-        for concurrent in (1, 16):
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                out[str(concurrent)] = runner.run(run(concurrent))
+        for kind in ("transport", "httpx"):
+            for concurrent in (1, 16):
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    out[f"{kind} {concurrent}"] = runner.run(run(concurrent, kind))
         return out
     finally:
         srv.terminate()
@@ -599,7 +609,7 @@ def main() -> None:
     print(f"scale {args.scale:,}; {out['machine']}; load: {out['client']}", flush=True)
     for s in args.suite or SUITES:
         out["suites"][s] = run_suite(s, args, root, script)
-    out["httpx_client"] = client_cost()
+    out["http_client"] = client_cost()
     out["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
@@ -607,7 +617,7 @@ def main() -> None:
 
 
 def report(out: dict) -> None:
-    c = out["httpx_client"]
+    c = out["http_client"]
     if not out["client"].startswith("wrk"):
         print("\nNOTE: load from httpx, not wrk: the local phases are bound by the client itself, "
               "so the cross/local ratio below is not the service's")
@@ -653,9 +663,11 @@ def report(out: dict) -> None:
                 if v["fields_unavailable"]}
         if gaps:
             print(f"  fields without a value in the samples (not failures): {gaps}")
-    print(f"httpx.AsyncClient, a POST to a bare ASGI constant: {c['1']['cpu_ms']:.2f} ms of the "
-          f"caller's CPU at 1 concurrent, {c['16']['cpu_ms']:.2f} ms at 16 "
-          "(the requester and the exchange each make one a cross-node request)")
+    for kind, name in (("transport", "the exchange's Transport (aiohttp)"),
+                       ("httpx", "httpx.AsyncClient (baseline)")):
+        print(f"{name}, a POST to a bare ASGI constant: {c[kind + ' 1']['cpu_ms']:.2f} ms of the "
+              f"caller's CPU at 1 concurrent, {c[kind + ' 16']['cpu_ms']:.2f} ms at 16 "
+              "(the requester and the exchange each make one a cross-node request)")
 
 
 if __name__ == "__main__":
