@@ -144,14 +144,24 @@ def test_kill_minus_9_during_a_pull_then_rerun_matches(sim, reference, tmp_path)
            "--api-url", sim.url, "--drop-root", str(tmp_path / "no-drops")]
     sim.set_faults(slow=0.3, slow_seconds=0.2)  # a pull of several seconds, to kill it inside
     killed = 0
+
+    def landed() -> int:
+        return sum(1 for _ in (home / "landing").rglob("*.parquet")) if home.exists() else 0
+
     try:
-        for delay in (3.0, 8.0, 13.0):  # start-up (Great Expectations import) takes ~8 s
+        # each run is killed as soon as it has landed one more batch than before: inside the
+        # pull, whatever the machine's speed (fixed delays missed it on a fast start-up)
+        for _ in range(3):
+            before = landed()
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            time.sleep(delay)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed += 1
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline:
+                if landed() > before:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    killed += 1
+                    break
+                time.sleep(0.02)
             proc.wait()
     finally:
         sim.set_faults(slow=0)
