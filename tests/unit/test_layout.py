@@ -14,7 +14,7 @@ from pipelines import paths
 pytestmark = pytest.mark.unit
 PIPELINES = paths.ROOT / "pipelines"
 DOMAINS = {"catalog", "warehouse", "backflow", "governance", "identity", "serving", "reports",
-           "defs", "cli", "sim", "workbench", "exchange"}
+           "defs", "cli", "sim", "workbench", "exchange", "prereview"}
 
 
 def _module_name(path: Path) -> str:

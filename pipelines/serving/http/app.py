@@ -2,6 +2,7 @@
 
 POST /v1/prefill       one case: template, purpose, case id, subjects by role -> envelopes
 POST /v1/verify        one yes/no check (alive, married to, hukou in, dishonest credit)
+POST /v1/prereview     智能辅助审批: an application judged against the authoritative data
 POST /v1/batch         many checks in one call, answered as streamed NDJSON
 GET  /v1/access-log    who asked about a subject (for the data subject's own view)
 POST /v1/exchange      another node's request, through the national exchange (exchange/answering)
@@ -40,7 +41,8 @@ def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> Ho
     _tune_collector()
     max_body = svc.limits.max_body_bytes
     hot = {"/v1/prefill": JsonEndpoint(endpoints.prefill, svc.auth, svc.refusals, max_body),
-           "/v1/verify": JsonEndpoint(endpoints.verify, svc.auth, svc.refusals, max_body)}
+           "/v1/verify": JsonEndpoint(endpoints.verify, svc.auth, svc.refusals, max_body),
+           "/v1/prereview": JsonEndpoint(endpoints.prereview, svc.auth, svc.refusals, max_body)}
 
     @contextlib.asynccontextmanager
     async def lifespan(_):

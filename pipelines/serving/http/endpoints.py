@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from pipelines import paths
 from pipelines.exchange.errors import ExchangeRefused
 from pipelines.exchange.federated import prefill_across, verify_across
+from pipelines.prereview.review import check_claimed, judge, local_answer
 from pipelines.serving.audit import entries_about
 from pipelines.serving.http.auth import who_presented
 from pipelines.serving.http.json_endpoint import (
@@ -125,6 +126,44 @@ class Endpoints:
                                  subjects=answer.subjects, released=answer.released,
                                  withheld=answer.withheld, answer=payload,
                                  **({"detail": {"exchanges": exchanges}} if exchanges else {}))
+        return 200, payload, []
+
+    async def prereview(self, consumer: str, raw: bytes):
+        """智能辅助审批: an application's claimed values and eligibility judged against what the
+        department may receive (pipelines/prereview); audited with the verdict and rule ids."""
+        svc = self.svc
+        body = json_object(raw, ("case_id", "purpose", "template", "subjects", "claimed"))
+        template = svc.templates.get(body["template"]) if isinstance(
+            body["template"], str) else None
+        if template is None:
+            raise RequestError(400, "invalid_request", "unknown template; known: "
+                               + ", ".join(sorted(svc.templates)), ["template"])
+        if not isinstance(body["subjects"], dict):
+            raise RequestError(400, "invalid_request", "subjects is an object of role: key",
+                               ["subjects"])
+        check_claimed(template, body["claimed"])
+        args = (svc.current_store(), svc.cat, template, consumer, str(body["purpose"]),
+                body["case_id"], body["subjects"])
+        exchanges: list[dict] = []
+        try:
+            answer = prefill(*args)
+        except RequestError as e:  # a subject held by another node is asked of it, if any
+            if e.code != "unknown_subject":
+                raise
+            if svc.remote is not None:
+                found = await prefill_across(*args, svc.remote, e)
+                answer, exchanges = found.answer, found.exchanges
+            else:
+                answer = local_answer(*args, e)
+        review = judge(svc.prereview_rules, template, answer, body["claimed"])
+        payload = orjson.dumps(review.body)
+        await svc.audited.append(
+            consumer=consumer, purpose=review.body["purpose"],
+            template=f"prereview:{template.code}", case_id=review.body["case_id"],
+            subjects=review.subjects, released=review.released, withheld=review.withheld,
+            answer=payload, detail={"verdict": review.body["verdict"], "rules": {
+                f"{f['rule']}@{f['role']}": f["status"] for f in review.body["findings"]},
+                **({"exchanges": exchanges} if exchanges else {})})
         return 200, payload, []
 
     async def verify(self, consumer: str, raw: bytes):

@@ -22,6 +22,7 @@ from pipelines.serving.http.ratelimit import RateLimiter
 from pipelines.serving.http.refusals import REFUSALS_LOG, RefusalLog
 from pipelines.serving.store import CURRENT, Store
 from pipelines.serving.templates import templates
+from pipelines.prereview.rules import rules
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Service:
         self.cat = catalog()
         self.purposes = frozenset(p.code for p in self.cat.purposes)
         self.templates = templates()
+        self.prereview_rules = rules()  # a rule that does not compile stops the start
         self.limits = limits()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
         audit_path = serving_dir / AUDIT_LOG
