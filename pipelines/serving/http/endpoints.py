@@ -9,6 +9,7 @@ refuses.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import orjson
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from pipelines import paths
 from pipelines.exchange.errors import ExchangeRefused
 from pipelines.exchange.federated import prefill_across, verify_across
 from pipelines.prereview.review import check_claimed, judge, local_answer
+from pipelines.serving.bundles import bundle_prefill
 from pipelines.serving.audit import entries_about
 from pipelines.serving.http.auth import who_presented
 from pipelines.serving.http.json_endpoint import (
@@ -40,6 +42,7 @@ ACCESS_LOG_COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id",
 
 OPENAPI = paths.ASSETS / "api" / "openapi.json"
 PREVIEW = paths.HTML_TEMPLATES / "preview.html"
+LIFECYCLE_PAGE = paths.HTML_TEMPLATES / "lifecycle.html"
 
 
 class _Json(Response):
@@ -164,6 +167,31 @@ class Endpoints:
             answer=payload, detail={"verdict": review.body["verdict"], "rules": {
                 f"{f['rule']}@{f['role']}": f["status"] for f in review.body["findings"]},
                 **({"exchanges": exchanges} if exchanges else {})})
+        return 200, payload, []
+
+    async def bundle(self, consumer: str, raw: bytes):
+        """一类事: every form of a bundle from one set of subjects (pipelines/serving/bundles.py);
+        one audit entry per form answered, each under its template's own purpose."""
+        svc = self.svc
+        body = json_object(raw, ("case_id", "bundle", "subjects"))
+        require_case_id(body["case_id"])
+        bundle = svc.bundles.get(body["bundle"]) if isinstance(body["bundle"], str) else None
+        if bundle is None:
+            raise RequestError(400, "invalid_request", "unknown bundle; known: "
+                               + ", ".join(sorted(svc.bundles)), ["bundle"])
+        if not isinstance(body["subjects"], dict):
+            raise RequestError(400, "invalid_request", "subjects is an object of role: key",
+                               ["subjects"])
+        found = bundle_prefill(svc.current_store(), svc.cat, svc.templates, bundle, consumer,
+                               body["case_id"], body["subjects"])
+        payload = orjson.dumps(found.body)
+        for code, a in found.forms.items():
+            await svc.audited.append(
+                consumer=consumer, purpose=code, template=code, case_id=body["case_id"],
+                subjects=a.subjects, released=a.released, withheld=a.withheld,
+                answer=orjson.dumps(found.body["forms"][code]),
+                detail={"bundle": bundle.code, "answer_digest_of_bundle":
+                        hashlib.sha256(payload).hexdigest()})
         return 200, payload, []
 
     async def verify(self, consumer: str, raw: bytes):
@@ -318,6 +346,14 @@ class Endpoints:
                 "directory just now"), "exchange", True)
         await svc.audited.append(**answered.audit)
         return Response(answered.wire, media_type="application/json")
+
+    async def lifecycle(self, _: Request) -> Response:
+        """The life-cycle lists and bundles (no data): stage -> affairs -> departments -> the
+        data each form needs and which providers hold it."""
+        return Response(self.svc.lifecycle_json, media_type="application/json")
+
+    async def lifecycle_page(self, _: Request) -> Response:
+        return Response(LIFECYCLE_PAGE.read_bytes(), media_type="text/html; charset=utf-8")
 
     async def templates(self, _: Request) -> Response:
         """The life-event templates (roles and field labels: no data), for forms and the page."""

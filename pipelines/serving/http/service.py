@@ -23,6 +23,7 @@ from pipelines.serving.http.refusals import REFUSALS_LOG, RefusalLog
 from pipelines.serving.store import CURRENT, Store
 from pipelines.serving.templates import templates
 from pipelines.prereview.rules import rules
+from pipelines.serving.lifecycle import lifecycle, lifecycle_view
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class Service:
         self.purposes = frozenset(p.code for p in self.cat.purposes)
         self.templates = templates()
         self.prereview_rules = rules()  # a rule that does not compile stops the start
+        lists, self.bundles = lifecycle()
+        self.lifecycle_json = lifecycle_view(lists, self.bundles, self.templates)
         self.limits = limits()
         self.credentials = Credentials(serving_dir / "credentials.sqlite")
         audit_path = serving_dir / AUDIT_LOG
