@@ -364,7 +364,7 @@ def _prefill_example(s, api_port: int, serving: bool) -> str:
 
     key = Credentials(s.home / "serving" / "credentials.sqlite").issue("WJW")
     with read_published(s) as con:
-        pair = con.execute("""SELECT w.citizen_id, h.citizen_id FROM gold.field_values m
+        pair = con.execute("""SELECT w.citizen_id, h.citizen_id, w.name FROM gold.field_values m
             JOIN ident.person_links lw ON lw.mention_id = 'CA_MARRIAGE|wife|' || m.value
             JOIN ident.person_links lh ON lh.mention_id = 'CA_MARRIAGE|husband|' || m.value
             JOIN gold.person w ON w.entity_id = lw.entity_id
@@ -372,17 +372,23 @@ def _prefill_example(s, api_port: int, serving: bool) -> str:
             WHERE m.field = 'marriage_record' AND m.rank = 1 AND m.valid_to IS NULL
               AND w.citizen_id IS NOT NULL AND h.citizen_id IS NOT NULL
             ORDER BY m.value LIMIT 1""").fetchall()
-    mother, father = pair[0] if pair else ("<citizen ID>", "<citizen ID>")
+    mother, father, name = pair[0] if pair else ("<citizen ID>", "<citizen ID>", "<name>")
     url = f"http://127.0.0.1:{api_port}"
     body = ('{"case_id": "DEMO-1", "purpose": "NEWBORN", "template": "NEWBORN", '
             f'"subjects": {{"mother": "{mother}", "father": "{father}"}}}}')
+    review = ('{"case_id": "DEMO-2", "purpose": "NEWBORN", "template": "NEWBORN", '
+              f'"subjects": {{"mother": "{mother}", "father": "{father}"}}, '
+              f'"claimed": {{"mother": {{"name": "{name}", "marital_status": "10"}}}}}}')
     start = ("" if serving else f"HUILIU_HOME={s.home} HUILIU_DEMO=1 "
              f"HUILIU_AUDIT_KEY={DEMO_AUDIT_KEY} .venv/bin/huiliu serve --port {api_port} &\n")
     return (f"Prefill service{' (serving now)' if serving else ''}: {url}  preview page: "
-            f"{url}/preview  OpenAPI: {url}/openapi.json\n"
+            f"{url}/preview  life-cycle lists: {url}/lifecycle  OpenAPI: {url}/openapi.json\n"
             f"demo credential of 卫生健康委 (WJW): {key}\n{start}"
             f"curl -s {url}/v1/prefill -H 'Authorization: Bearer {key}' "
-            f"-H 'Content-Type: application/json' -d '{body}'")
+            f"-H 'Content-Type: application/json' -d '{body}'\n"
+            "pre-review of an application claiming the married mother is single (转人工 expected):\n"
+            f"curl -s {url}/v1/prereview -H 'Authorization: Bearer {key}' "
+            f"-H 'Content-Type: application/json' -d '{review}'")
 
 
 def _workbench_example(s, port: int, serving: bool) -> str:
