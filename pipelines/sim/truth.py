@@ -11,6 +11,7 @@ import numpy as np
 
 from pipelines.sim.config import day_str
 from pipelines.sim.defects import EXPECTED
+from pipelines.sim.applications import write_applications
 from pipelines.sim.records import origin_keeps
 
 
@@ -120,6 +121,7 @@ class Truth:
         pq.write_table(pa.table(ocols, schema=pa.schema([(k, pa.string()) for k in ocols])),
                        out / "objections.parquet")
         _write_world(out, sim)
+        write_applications(out, sim)
         return out
 
 
