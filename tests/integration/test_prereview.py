@@ -177,3 +177,48 @@ def test_every_prereview_is_in_the_audit_log_with_its_verdict_and_rules(service)
     detail = orjson.loads(mine[0][10])
     assert detail["verdict"] == "可秒批" and detail["rules"]["CLAIM_NAME@child"] == "pass"
     assert child["gmsfhm"] not in mine[0][6][0]  # subjects as keyed hashes
+
+
+def test_the_officer_sees_the_queue_with_findings_and_records_a_decision_beside_the_machines(
+        service, browser):
+    url, keys, con, s = service
+    married = person(con, "status = 'alive' AND marital_status = '20' AND sex = '1'")
+    single = person(con, "status = 'alive' AND marital_status = '10' AND sex = '2' "
+                         "AND birth_date < '20000101'")
+    case = f"PR-OFFICER-{dt.datetime.now():%H%M%S%f}"
+    review(url, keys["MZJ"], "MARRIAGE_REG",
+           {"party_a": married["gmsfhm"], "party_b": single["gmsfhm"]},
+           {"party_a": claims(married, "name") | {"marital_status": "10"}}, case_id=case)
+    page = browser.new_page()
+    page.goto(f"{url}/officer")
+    page.fill("#credential", keys["MZJ"])
+    page.fill("#officer", "张科员")
+    page.click("#load")
+    box = page.locator(f'div.case[data-case="{case}"]')
+    box.wait_for()
+    assert box.locator("[data-verdict]").get_attribute("data-verdict") == "转人工"
+    row = box.locator('tr[data-rule="CLAIM_MARITAL_STATUS@party_a"]')
+    assert row.get_attribute("data-status") == "fail"
+    assert "PS" in row.inner_text() or "CA" in row.inner_text()  # the authoritative source
+    page.fill(f'[id="reason-{case}"]', "登记显示已婚，请当事人提供离婚证明")
+    box.locator('button[data-decide="refer"]').click()
+    page.locator(f'div.case[data-case="{case}"] [data-decision="refer"]').wait_for()
+    page.close()
+    # another department neither sees the case nor can decide it
+    other = httpx.get(f"{url}/v1/prereview/queue?all=1", timeout=30,
+                      headers={"Authorization": f"Bearer {keys['JYJ']}"}).json()
+    assert case not in {a["case_id"] for a in other["applications"]}
+    r = httpx.post(f"{url}/v1/prereview/decision", timeout=30,
+                   headers={"Authorization": f"Bearer {keys['JYJ']}"},
+                   json={"case_id": case, "decision": "approve", "officer": "x", "reason": "y"})
+    assert r.status_code == 404
+    r = httpx.post(f"{url}/v1/prereview/decision", timeout=30,
+                   headers={"Authorization": f"Bearer {keys['MZJ']}"},
+                   json={"case_id": case, "decision": "approve", "officer": "x", "reason": "y"})
+    assert r.status_code == 409  # decided once
+    entries = [orjson.loads(x) for x in (s.home / "serving" / "audit.jsonl").read_bytes()
+               .splitlines()]
+    decided = [e for e in entries if e[5] == case and e[4] == "prereview-decision"]
+    assert len(decided) == 1
+    detail = orjson.loads(decided[0][10])
+    assert detail == {"decision": "refer", "machine_verdict": "转人工", "officer": "张科员"}

@@ -4,6 +4,8 @@ POST /v1/prefill       one case: template, purpose, case id, subjects by role ->
 POST /v1/verify        one yes/no check (alive, married to, hukou in, dishonest credit)
 POST /v1/prereview     智能辅助审批: an application judged against the authoritative data
 POST /v1/bundle        一类事: every form of a bundle from one set of subjects
+GET  /v1/prereview/queue  the department's pre-reviewed applications; POST /v1/prereview/decision
+                       an officer's decision beside the machine's; GET /officer: their page
 GET  /v1/lifecycle     the life-cycle lists and bundles (no data); GET /lifecycle: their page
 POST /v1/batch         many checks in one call, answered as streamed NDJSON
 GET  /v1/access-log    who asked about a subject (for the data subject's own view)
@@ -45,7 +47,9 @@ def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> Ho
     hot = {"/v1/prefill": JsonEndpoint(endpoints.prefill, svc.auth, svc.refusals, max_body),
            "/v1/verify": JsonEndpoint(endpoints.verify, svc.auth, svc.refusals, max_body),
            "/v1/prereview": JsonEndpoint(endpoints.prereview, svc.auth, svc.refusals, max_body),
-           "/v1/bundle": JsonEndpoint(endpoints.bundle, svc.auth, svc.refusals, max_body)}
+           "/v1/bundle": JsonEndpoint(endpoints.bundle, svc.auth, svc.refusals, max_body),
+           "/v1/prereview/decision": JsonEndpoint(endpoints.decision, svc.auth, svc.refusals,
+                                                  max_body)}
 
     @contextlib.asynccontextmanager
     async def lifespan(_):
@@ -61,6 +65,8 @@ def create_app(serving_dir: Path, rate: float = 200.0, share: float = 1.0) -> Ho
         Route("/preview", endpoints.preview, methods=["GET"]),
         Route("/v1/lifecycle", endpoints.lifecycle, methods=["GET"]),
         Route("/lifecycle", endpoints.lifecycle_page, methods=["GET"]),
+        Route("/v1/prereview/queue", endpoints.queue, methods=["GET"]),
+        Route("/officer", endpoints.officer_page, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
     ]), hot, svc.refusals)

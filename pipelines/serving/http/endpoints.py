@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from pipelines import paths
 from pipelines.exchange.errors import ExchangeRefused
 from pipelines.exchange.federated import prefill_across, verify_across
+from pipelines.prereview.queue import QueueError
 from pipelines.prereview.review import check_claimed, judge, local_answer
 from pipelines.serving.bundles import bundle_prefill
 from pipelines.serving.audit import entries_about
@@ -43,6 +44,7 @@ ACCESS_LOG_COLUMNS = ("seq", "at", "consumer", "purpose", "template", "case_id",
 OPENAPI = paths.ASSETS / "api" / "openapi.json"
 PREVIEW = paths.HTML_TEMPLATES / "preview.html"
 LIFECYCLE_PAGE = paths.HTML_TEMPLATES / "lifecycle.html"
+OFFICER_PAGE = paths.HTML_TEMPLATES / "officer.html"
 
 
 class _Json(Response):
@@ -167,7 +169,49 @@ class Endpoints:
             answer=payload, detail={"verdict": review.body["verdict"], "rules": {
                 f"{f['rule']}@{f['role']}": f["status"] for f in review.body["findings"]},
                 **({"exchanges": exchanges} if exchanges else {})})
+        await asyncio.to_thread(svc.queue.add, consumer, review.body)  # the officers' queue
         return 200, payload, []
+
+    async def decision(self, consumer: str, raw: bytes):
+        """An officer's decision on a pre-reviewed case, kept beside the machine's verdict."""
+        body = json_object(raw, ("case_id", "decision", "officer", "reason"))
+        require_case_id(body["case_id"])
+        if not all(isinstance(body[k], str) for k in ("decision", "officer", "reason")):
+            raise RequestError(400, "invalid_request", "decision, officer and reason are text",
+                               ["decision", "officer", "reason"])
+        try:
+            done = await asyncio.to_thread(self.svc.queue.decide, consumer, body["case_id"],
+                                           body["decision"], body["officer"][:64],
+                                           body["reason"][:500])
+        except QueueError as e:
+            raise RequestError(e.status, e.code, e.detail, ["case_id"]) from None
+        payload = orjson.dumps(done)
+        await self.svc.audited.append(
+            consumer=consumer, purpose="PREREVIEW_DECISION", template="prereview-decision",
+            case_id=body["case_id"], subjects=[], released=[], withheld=[], answer=payload,
+            detail={"decision": done["decision"], "machine_verdict": done["machine_verdict"],
+                    "officer": done["decided_by"]})
+        return 200, payload, []
+
+    async def queue(self, request: Request) -> Response:
+        """The department's pre-reviewed applications (open ones, or all with ?all=1), as it
+        received them: a release again, so audited before it is sent."""
+        svc, consumer = self.svc, None
+        try:
+            consumer = await self._consumer(request)
+        except RequestError as e:
+            return self._refuse(request, e, consumer, False)
+        items = await asyncio.to_thread(svc.queue.items, consumer,
+                                        request.query_params.get("all") != "1")
+        payload = orjson.dumps({"department": consumer, "applications": items})
+        await svc.audited.append(consumer=consumer, purpose="PREREVIEW_QUEUE",
+                                 template="prereview-queue", case_id="queue", subjects=[],
+                                 released=[i["case_id"] for i in items], withheld=[],
+                                 answer=payload)
+        return Response(payload, media_type="application/json")
+
+    async def officer_page(self, _: Request) -> Response:
+        return Response(OFFICER_PAGE.read_bytes(), media_type="text/html; charset=utf-8")
 
     async def bundle(self, consumer: str, raw: bytes):
         """一类事: every form of a bundle from one set of subjects (pipelines/serving/bundles.py);

@@ -22,6 +22,7 @@ from pipelines.serving.http.ratelimit import RateLimiter
 from pipelines.serving.http.refusals import REFUSALS_LOG, RefusalLog
 from pipelines.serving.store import CURRENT, Store
 from pipelines.serving.templates import templates
+from pipelines.prereview.queue import QUEUE_FILE, Queue
 from pipelines.prereview.rules import rules
 from pipelines.serving.lifecycle import lifecycle, lifecycle_view
 from pipelines.settings import Settings
@@ -36,6 +37,7 @@ class Service:
         self.purposes = frozenset(p.code for p in self.cat.purposes)
         self.templates = templates()
         self.prereview_rules = rules()  # a rule that does not compile stops the start
+        self.queue = Queue(serving_dir / QUEUE_FILE)
         lists, self.bundles = lifecycle()
         self.lifecycle_json = lifecycle_view(lists, self.bundles, self.templates)
         self.limits = limits()
@@ -106,6 +108,7 @@ class Service:
         self._close_readers()
 
     def _close_readers(self) -> None:
+        self.queue.close()
         self.auth.close()
         self.refusals.close()
         self.access.close()
