@@ -52,8 +52,9 @@ def workbench_entries(home) -> list[dict]:
     out = []
     for _, line in read_lines(home / "serving" / "audit.jsonl"):
         e = parse_line(line)
-        if e and "detail" in e:
-            out.append({**e, **orjson.loads(e["detail"])})
+        detail = orjson.loads(e["detail"]) if e and "detail" in e else {}
+        if detail.get("door") == "workbench":  # the log is shared with the other doors
+            out.append({**e, **detail})
     return out
 
 
