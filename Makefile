@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install lock clean bench bench-prefill bench-exchange system-packages \
-        debian-packages
+.PHONY: demo test install lock clean bench bench-prefill bench-prereview bench-exchange \
+        system-packages debian-packages
 
-# Debian packages: chromium for the suite (the preview page's browser test), wrk for the prefill
-# and exchange benchmarks' load. Installed when missing; that needs root (CI and the dev machines
-# are).
+# Debian packages: chromium for the suite (the preview page's browser test), wrk for the prefill,
+# pre-review and exchange benchmarks' load. Installed when missing; that needs root (CI and the
+# dev machines are).
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
 $(STAMP): requirements.lock pyproject.toml
@@ -46,6 +46,13 @@ bench: $(STAMP)
 bench-prefill: $(STAMP)
 	@$(MAKE) --no-print-directory debian-packages PACKAGES=wrk
 	$(BIN)/python -m benchmarks.bench_prefill --scale 1000000
+
+# 智能辅助审批 (issue 17 §4): pre-review beside the prefill at 16 connections, on a world kept by
+# `python -m benchmarks.bench_prefill --scale 1000000 --work $(BENCH_WORK)` (refused without one)
+BENCH_WORK ?= /tmp/pf1m
+bench-prereview: $(STAMP)
+	@$(MAKE) --no-print-directory debian-packages PACKAGES=wrk
+	$(BIN)/python -m benchmarks.bench_prereview --work $(BENCH_WORK)
 
 # 全国通办: three nodes and the exchange on this machine, local vs cross-node prefill, both suites
 bench-exchange: $(STAMP)
