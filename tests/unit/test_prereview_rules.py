@@ -47,3 +47,17 @@ def test_the_verdict_approves_only_when_every_check_passed_undisputed():
     assert verdict([f("pass", conflict=True)]) == OFFICER
     assert verdict([f("fail"), f("fail", on_fail="officer")]) == OFFICER
     assert verdict([f("cannot_check", "info")]) == APPROVE
+
+
+def test_a_case_returned_and_resubmitted_is_open_for_the_officers_again(tmp_path):
+    from pipelines.prereview.queue import Queue
+
+    q = Queue(tmp_path / "q.sqlite")
+    body = {"case_id": "C-1", "template": "SCHOOL_ENROLL", "verdict": "退回补正", "findings": []}
+    q.add("JYJ", body)
+    q.decide("JYJ", "C-1", "return", "张科员", "出生日期有误")
+    assert q.items("JYJ") == []
+    q.add("JYJ", body | {"verdict": "可秒批"})
+    (again,) = q.items("JYJ")
+    assert again["verdict"] == "可秒批" and again["decision"] is None
+    assert q.items("MZJ") == []

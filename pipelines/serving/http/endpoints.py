@@ -162,6 +162,9 @@ class Endpoints:
                 answer = local_answer(*args, e)
         review = judge(svc.prereview_rules, template, answer, body["claimed"])
         payload = orjson.dumps(review.body)
+        # queued for the officers before it is audited and sent: a failure of either leaves no
+        # audit entry of an answer never sent
+        await asyncio.to_thread(svc.queue.add, consumer, review.body)
         await svc.audited.append(
             consumer=consumer, purpose=review.body["purpose"],
             template=f"prereview:{template.code}", case_id=review.body["case_id"],
@@ -169,7 +172,6 @@ class Endpoints:
             answer=payload, detail={"verdict": review.body["verdict"], "rules": {
                 f"{f['rule']}@{f['role']}": f["status"] for f in review.body["findings"]},
                 **({"exchanges": exchanges} if exchanges else {})})
-        await asyncio.to_thread(svc.queue.add, consumer, review.body)  # the officers' queue
         return 200, payload, []
 
     async def decision(self, consumer: str, raw: bytes):
