@@ -71,6 +71,12 @@ def access_log_subject(raw: str) -> tuple[str, str]:
     return kind, key
 
 
+def _require_subjects(body: dict) -> None:
+    if not isinstance(body["subjects"], dict):
+        raise RequestError(400, "invalid_request", "subjects is an object of role: key",
+                           ["subjects"])
+
+
 class Endpoints:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
@@ -101,19 +107,22 @@ class Endpoints:
                                + ", ".join(sorted(self.svc.purposes)), ["purpose"])
         return body["purpose"]
 
+    def _template_of(self, body: dict):
+        """The template a form request names, with its subjects checked to be an object."""
+        template = self.svc.templates.get(body["template"]) if isinstance(
+            body["template"], str) else None
+        if template is None:
+            raise RequestError(400, "invalid_request", "unknown template; known: "
+                               + ", ".join(sorted(self.svc.templates)), ["template"])
+        _require_subjects(body)
+        return template
+
     # -- POST /v1/prefill, /v1/verify: handlers for JsonEndpoint ------------------------------
 
     async def prefill(self, consumer: str, raw: bytes):
         svc = self.svc
         body = json_object(raw, ("case_id", "purpose", "template", "subjects"))
-        template = svc.templates.get(body["template"]) if isinstance(
-            body["template"], str) else None
-        if template is None:
-            raise RequestError(400, "invalid_request", "unknown template; known: "
-                               + ", ".join(sorted(svc.templates)), ["template"])
-        if not isinstance(body["subjects"], dict):
-            raise RequestError(400, "invalid_request", "subjects is an object of role: key",
-                               ["subjects"])
+        template = self._template_of(body)
         try:
             answer, exchanges = prefill(svc.current_store(), svc.cat, template, consumer,
                                         str(body["purpose"]), body["case_id"],
@@ -138,14 +147,7 @@ class Endpoints:
         department may receive (pipelines/prereview); audited with the verdict and rule ids."""
         svc = self.svc
         body = json_object(raw, ("case_id", "purpose", "template", "subjects", "claimed"))
-        template = svc.templates.get(body["template"]) if isinstance(
-            body["template"], str) else None
-        if template is None:
-            raise RequestError(400, "invalid_request", "unknown template; known: "
-                               + ", ".join(sorted(svc.templates)), ["template"])
-        if not isinstance(body["subjects"], dict):
-            raise RequestError(400, "invalid_request", "subjects is an object of role: key",
-                               ["subjects"])
+        template = self._template_of(body)
         check_claimed(template, body["claimed"])
         args = (svc.current_store(), svc.cat, template, consumer, str(body["purpose"]),
                 body["case_id"], body["subjects"])
@@ -225,9 +227,7 @@ class Endpoints:
         if bundle is None:
             raise RequestError(400, "invalid_request", "unknown bundle; known: "
                                + ", ".join(sorted(svc.bundles)), ["bundle"])
-        if not isinstance(body["subjects"], dict):
-            raise RequestError(400, "invalid_request", "subjects is an object of role: key",
-                               ["subjects"])
+        _require_subjects(body)
         found = bundle_prefill(svc.current_store(), svc.cat, svc.templates, bundle, consumer,
                                body["case_id"], body["subjects"])
         payload = orjson.dumps(found.body)
